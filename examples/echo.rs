@@ -1,0 +1,72 @@
+//! An echo backend for every service of a sockjsproxy config file: it echoes
+//! each message back to its session, and on the `/close` service it answers
+//! every `connect` with `disconnect`. With the proxy, it serves what the SockJS
+//! protocol suite expects:
+//!
+//! ```text
+//! sockjsproxy --config tests/sockjs-protocol/services.toml &
+//! cargo run --release --example echo -- --config tests/sockjs-protocol/services.toml
+//! ```
+//!
+//! Without `--config` it serves the single service of the default flags
+//! (PUSH on 9241, PULL on 9242).
+
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use sockjsproxy::cli::Cli;
+use sockjsproxy::config::{Config, connect_endpoint};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // The same flags as the proxy, so that one command line describes both.
+    let cli = Cli::parse();
+    let config = match Config::from_cli(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("echo: {e}");
+            std::process::exit(2);
+        }
+    };
+    let zmq = tmq::Context::new();
+    let mut tasks = Vec::new();
+    for service in config.services {
+        let events = tmq::pull(&zmq)
+            .connect(&connect_endpoint(&service.push))
+            .expect("connect PULL");
+        let commands = tmq::push(&zmq)
+            .set_linger(0)
+            .connect(&connect_endpoint(&service.pull))
+            .expect("connect PUSH");
+        let close_on_connect = service.prefix == "/close";
+        log::info!(
+            "echo serving {:?} (close on connect: {close_on_connect})",
+            service.prefix
+        );
+        tasks.push(tokio::spawn(serve(events, commands, close_on_connect)));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn serve(mut events: tmq::pull::Pull, mut commands: tmq::push::Push, close_on_connect: bool) {
+    while let Some(Ok(event)) = events.next().await {
+        let parts: Vec<Vec<u8>> = event.iter().map(|m| m.to_vec()).collect();
+        let [kind, session, data] = parts.as_slice() else {
+            log::warn!("event with {} parts ignored", parts.len());
+            continue;
+        };
+        let reply: Option<[&[u8]; 3]> = match kind.as_slice() {
+            b"message" => Some([b"message", session, data]),
+            b"connect" if close_on_connect => Some([b"disconnect", session, b""]),
+            _ => None,
+        };
+        if let Some(reply) = reply {
+            let msg: Vec<tmq::Message> = reply.iter().map(|p| tmq::Message::from(*p)).collect();
+            if commands.send(tmq::Multipart::from(msg)).await.is_err() {
+                break;
+            }
+        }
+    }
+}

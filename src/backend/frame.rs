@@ -1,0 +1,145 @@
+//! The backend wire protocol of SockJSProxy 0.7: every 0MQ message has exactly
+//! three frames, `[type, session_id, data]`.
+//!
+//! Proxy → backend (PUSH): `connect`, `message` (data: one client message as
+//! UTF-8), `disconnect` (data empty but present).
+//! Backend → proxy (PULL): `message` (data to that session), `disconnect` (close
+//! that session), `disconnectall` (close every session).
+
+use bytes::Bytes;
+
+use crate::sockjs::SessionKey;
+
+/// An event for the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Connect(SessionKey),
+    Message(SessionKey, String),
+    Disconnect(SessionKey),
+}
+
+impl Event {
+    /// The three frames of this event.
+    pub fn into_frames(self) -> [Bytes; 3] {
+        let (kind, key, data): (&'static [u8], SessionKey, Bytes) = match self {
+            Event::Connect(k) => (b"connect", k, Bytes::new()),
+            Event::Message(k, m) => (b"message", k, Bytes::from(m)),
+            Event::Disconnect(k) => (b"disconnect", k, Bytes::new()),
+        };
+        [Bytes::from_static(kind), Bytes::from(key.to_string()), data]
+    }
+}
+
+/// A command from the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Message(SessionKey, String),
+    Disconnect(SessionKey),
+    DisconnectAll,
+}
+
+/// Why a backend message was dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("expected 3 frames, got {0}")]
+    PartCount(usize),
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    #[error("session id {0:?} is not one this proxy made")]
+    BadSessionId(String),
+    #[error("data of {kind} for session {session} is not valid UTF-8")]
+    NotUtf8 { kind: &'static str, session: String },
+}
+
+impl Command {
+    /// Parses one multipart message.
+    pub fn parse<P: AsRef<[u8]>>(parts: &[P]) -> Result<Command, CommandError> {
+        let [kind, session, data] = parts else {
+            return Err(CommandError::PartCount(parts.len()));
+        };
+        let text = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .chars()
+                .take(64)
+                .collect::<String>()
+        };
+        let key = || {
+            std::str::from_utf8(session.as_ref())
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .map(SessionKey)
+                .ok_or_else(|| CommandError::BadSessionId(text(session.as_ref())))
+        };
+        match kind.as_ref() {
+            b"message" => {
+                let key = key()?;
+                let data = String::from_utf8(data.as_ref().to_vec()).map_err(|_| {
+                    CommandError::NotUtf8 {
+                        kind: "message",
+                        session: key.to_string(),
+                    }
+                })?;
+                Ok(Command::Message(key, data))
+            }
+            b"disconnect" => Ok(Command::Disconnect(key()?)),
+            b"disconnectall" => Ok(Command::DisconnectAll),
+            other => Err(CommandError::UnknownType(text(other))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_three_frames_with_data_present_even_when_empty() {
+        let [t, s, d] = Event::Connect(SessionKey(7)).into_frames();
+        assert_eq!(
+            (&t[..], &s[..], &d[..]),
+            (&b"connect"[..], &b"7"[..], &b""[..])
+        );
+        let [t, _, d] = Event::Message(SessionKey(7), "é".into()).into_frames();
+        assert_eq!((&t[..], &d[..]), (&b"message"[..], "é".as_bytes()));
+    }
+
+    #[test]
+    fn commands_parse_by_type() {
+        assert_eq!(
+            Command::parse(&[&b"message"[..], b"12", b"hi"]),
+            Ok(Command::Message(SessionKey(12), "hi".into()))
+        );
+        assert_eq!(
+            Command::parse(&[&b"disconnect"[..], b"12", b""]),
+            Ok(Command::Disconnect(SessionKey(12)))
+        );
+        assert_eq!(
+            Command::parse(&[&b"disconnectall"[..], b"", b""]),
+            Ok(Command::DisconnectAll)
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused_with_a_reason() {
+        assert_eq!(
+            Command::parse(&[&b"message"[..], b"1"]),
+            Err(CommandError::PartCount(2))
+        );
+        assert_eq!(
+            Command::parse::<&[u8]>(&[]),
+            Err(CommandError::PartCount(0))
+        );
+        assert!(matches!(
+            Command::parse(&[&b"shout"[..], b"1", b""]),
+            Err(CommandError::UnknownType(_))
+        ));
+        assert!(matches!(
+            Command::parse(&[&b"message"[..], b"abc", b""]),
+            Err(CommandError::BadSessionId(_))
+        ));
+        assert!(matches!(
+            Command::parse(&[&b"message"[..], b"1", b"\xff"]),
+            Err(CommandError::NotUtf8 { .. })
+        ));
+    }
+}

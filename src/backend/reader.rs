@@ -1,0 +1,68 @@
+//! The task that owns the PULL socket: it parses backend commands and passes
+//! them to sessions. Garbage is logged at warn, counted and dropped; the proxy
+//! runs on.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures_util::StreamExt;
+
+use super::Backend;
+use super::frame::Command;
+use crate::sockjs::session::GO_AWAY;
+
+pub async fn read_commands(mut pull: tmq::pull::Pull, backend: Arc<Backend>) {
+    while let Some(message) = pull.next().await {
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                log::error!("service {}: PULL receive failed: {e}", backend.name);
+                continue;
+            }
+        };
+        let parts: Vec<&[u8]> = message.iter().map(|m| &m[..]).collect();
+        match Command::parse(&parts) {
+            Ok(command) => dispatch(&backend, command),
+            Err(e) => {
+                backend.stats.bad_commands.fetch_add(1, Ordering::Relaxed);
+                log::warn!("service {}: backend message dropped: {e}", backend.name);
+            }
+        }
+    }
+}
+
+fn dispatch(backend: &Backend, command: Command) {
+    let (code, reason) = GO_AWAY;
+    match command {
+        Command::Message(key, data) => match backend.session(key) {
+            Some(session) => session.send(data),
+            None => unknown(backend, "message", key),
+        },
+        Command::Disconnect(key) => match backend.session(key) {
+            Some(session) => session.close(code, reason),
+            None => unknown(backend, "disconnect", key),
+        },
+        Command::DisconnectAll => {
+            let all: Vec<_> = backend.sessions().values().cloned().collect();
+            log::info!(
+                "service {}: disconnectall closes {} sessions",
+                backend.name,
+                all.len()
+            );
+            for session in all {
+                session.close(code, reason);
+            }
+        }
+    }
+}
+
+fn unknown(backend: &Backend, kind: &str, key: crate::sockjs::SessionKey) {
+    backend
+        .stats
+        .unknown_sessions
+        .fetch_add(1, Ordering::Relaxed);
+    log::warn!(
+        "service {}: {kind} for unknown session {key} dropped",
+        backend.name
+    );
+}

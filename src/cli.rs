@@ -1,0 +1,69 @@
+//! The command line, kept compatible with SockJSProxy 0.7's `sockjsproxy` so that
+//! existing deployment scripts keep working, plus the flags the original lacked
+//! (`--config`, `--http-address`, `--sockjs-url`, `--workers`).
+//!
+//! The flags describe one SockJS service mounted at `/`; `--config` replaces that
+//! with any number of services read from a TOML file (see [`crate::config`]).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Proxy messages between SockJS clients and a pair of 0MQ sockets.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sockjsproxy", version, about, long_about = None)]
+pub struct Cli {
+    /// The 0MQ address to bind to. `*` means every interface.
+    #[arg(short = 'a', long, default_value = "*")]
+    pub address: String,
+
+    /// Port of the bound PUSH socket that sends client events to backends.
+    #[arg(short = 'i', long, default_value_t = 9241, value_parser = clap::value_parser!(u16).range(1..))]
+    pub in_port: u16,
+
+    /// Port of the bound PULL socket that takes commands from backends.
+    #[arg(short = 'o', long, default_value_t = 9242, value_parser = clap::value_parser!(u16).range(1..))]
+    pub out_port: u16,
+
+    /// Port for HTTP (SockJS) connections.
+    #[arg(short = 'p', long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub http_port: Option<u16>,
+
+    /// Address the HTTP server listens on (default 0.0.0.0, all interfaces).
+    #[arg(long)]
+    pub http_address: Option<String>,
+
+    /// A local directory to serve under --static-url.
+    #[arg(short = 's', long, requires = "static_url")]
+    pub static_path: Option<PathBuf>,
+
+    /// The URL prefix where the files of --static-path are served.
+    #[arg(short = 'u', long, requires = "static_path")]
+    pub static_url: Option<String>,
+
+    /// Serve the samples directory at /samples/ (give its path, e.g. `samples`).
+    #[arg(long)]
+    pub samples: Option<PathBuf>,
+
+    /// Where the SockJS iframe page loads sockjs-client from. Default: the local
+    /// copy under /sockjs-client/ when one is found, else the public CDN.
+    #[arg(long)]
+    pub sockjs_url: Option<String>,
+
+    /// A local sockjs-client build to serve at /sockjs-client/sockjs.min.js
+    /// (default: node_modules/sockjs-client/dist/sockjs.min.js when present).
+    #[arg(long)]
+    pub sockjs_client: Option<PathBuf>,
+
+    /// A TOML file defining the services (replaces the single service of the flags).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+
+    /// Number of HTTP worker threads (default: the number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+
+    /// Log debug information.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}

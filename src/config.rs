@@ -1,0 +1,433 @@
+//! What the proxy serves: the HTTP listener and a list of SockJS *services*.
+//!
+//! A service is a URL prefix, its SockJS options and its own pair of bound 0MQ
+//! sockets (PUSH towards backends, PULL from them). The CLI flags describe one
+//! service at `/`; a TOML file given with `--config` describes any number:
+//!
+//! ```toml
+//! http_address = "127.0.0.1"
+//! http_port = 8081
+//!
+//! [[service]]
+//! prefix = "/echo"
+//! push = "tcp://127.0.0.1:9350"
+//! pull = "tcp://127.0.0.1:9351"
+//! response_limit = 4096
+//! ```
+//!
+//! Everything is validated here, before any socket is bound, so that a typo is
+//! a one-line error at start-up rather than a surprise at the first connection.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::Cli;
+use crate::sockjs;
+
+/// Where the iframe page loads sockjs-client from when nothing local is served.
+pub const CDN_SOCKJS_URL: &str = "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js";
+/// Where the proxy serves a local sockjs-client copy.
+pub const LOCAL_SOCKJS_URL: &str = "/sockjs-client/sockjs.min.js";
+/// Where a local copy is looked for when `--sockjs-client` is not given.
+pub const DEFAULT_SOCKJS_CLIENT: &str = "node_modules/sockjs-client/dist/sockjs.min.js";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("bad endpoint {endpoint:?}: {reason}")]
+    Endpoint {
+        endpoint: String,
+        reason: &'static str,
+    },
+    #[error("bad service prefix {0:?}: it must start with '/' and contain no '?', '#' or '.'")]
+    Prefix(String),
+    #[error("service prefix {0:?} is defined twice")]
+    DuplicatePrefix(String),
+    #[error("endpoint {0:?} is used twice")]
+    DuplicateEndpoint(String),
+    #[error("the config defines no service")]
+    NoService,
+    #[error("{name} must be {rule}, got {value}")]
+    Range {
+        name: &'static str,
+        rule: &'static str,
+        value: u64,
+    },
+    #[error("static path {0:?} is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("static url {0:?} must start with '/'")]
+    StaticUrl(String),
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http_address: String,
+    pub http_port: u16,
+    pub workers: usize,
+    pub services: Vec<ServiceConfig>,
+    /// Directories served as they are: (url prefix, directory).
+    pub static_dirs: Vec<(String, PathBuf)>,
+    /// A local sockjs-client file served at [`LOCAL_SOCKJS_URL`].
+    pub sockjs_client: Option<PathBuf>,
+}
+
+/// One SockJS service and the 0MQ endpoints its backend talks to.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// URL prefix, without a trailing slash (`""` for the root).
+    pub prefix: String,
+    /// Endpoint the proxy binds its PUSH socket to (proxy → backend).
+    pub push: String,
+    /// Endpoint the proxy binds its PULL socket to (backend → proxy).
+    pub pull: String,
+    pub options: sockjs::Options,
+}
+
+/// The TOML file's shape. Unknown keys are errors, so typos do not pass silently.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    http_address: Option<String>,
+    http_port: Option<u16>,
+    workers: Option<usize>,
+    sockjs_url: Option<String>,
+    sockjs_client: Option<PathBuf>,
+    #[serde(default)]
+    service: Vec<FileService>,
+    #[serde(default, rename = "static")]
+    static_dirs: Vec<FileStatic>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStatic {
+    url: String,
+    path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileService {
+    prefix: String,
+    push: String,
+    pull: String,
+    websocket: Option<bool>,
+    cookie_needed: Option<bool>,
+    response_limit: Option<usize>,
+    heartbeat_delay_ms: Option<u64>,
+    disconnect_delay_ms: Option<u64>,
+    max_queue: Option<usize>,
+    max_message_bytes: Option<usize>,
+    max_sessions: Option<usize>,
+    origins: Option<Vec<String>>,
+    sockjs_url: Option<String>,
+}
+
+impl Config {
+    /// Builds the configuration from the command line (and its `--config` file).
+    pub fn from_cli(cli: &Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => Some(read_file(path)?),
+            None => None,
+        };
+        let file_ref = file.as_ref();
+
+        let sockjs_client = cli
+            .sockjs_client
+            .clone()
+            .or_else(|| file_ref.and_then(|f| f.sockjs_client.clone()))
+            .or_else(|| {
+                let default = PathBuf::from(DEFAULT_SOCKJS_CLIENT);
+                default.is_file().then_some(default)
+            });
+        let global_sockjs_url = cli
+            .sockjs_url
+            .clone()
+            .or_else(|| file_ref.and_then(|f| f.sockjs_url.clone()))
+            .unwrap_or_else(|| match sockjs_client {
+                Some(_) => LOCAL_SOCKJS_URL.to_string(),
+                None => CDN_SOCKJS_URL.to_string(),
+            });
+
+        let services = match file_ref {
+            Some(f) => {
+                if f.service.is_empty() {
+                    return Err(ConfigError::NoService);
+                }
+                f.service
+                    .iter()
+                    .map(|s| service_from_file(s, &global_sockjs_url))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            None => vec![ServiceConfig {
+                prefix: String::new(),
+                push: tcp_endpoint(&cli.address, cli.in_port)?,
+                pull: tcp_endpoint(&cli.address, cli.out_port)?,
+                options: sockjs::Options {
+                    sockjs_url: global_sockjs_url.clone(),
+                    ..sockjs::Options::default()
+                },
+            }],
+        };
+        check_unique(&services)?;
+
+        let mut static_dirs = Vec::new();
+        if let (Some(path), Some(url)) = (&cli.static_path, &cli.static_url) {
+            static_dirs.push(static_dir(url, path)?);
+        }
+        if let Some(path) = &cli.samples {
+            static_dirs.push(static_dir("/samples", path)?);
+        }
+        for s in file_ref
+            .map(|f| f.static_dirs.as_slice())
+            .unwrap_or_default()
+        {
+            static_dirs.push(static_dir(&s.url, &s.path)?);
+        }
+
+        let workers = cli
+            .workers
+            .or_else(|| file_ref.and_then(|f| f.workers))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if workers == 0 || workers > 256 {
+            return Err(ConfigError::Range {
+                name: "workers",
+                rule: "1 to 256",
+                value: workers as u64,
+            });
+        }
+
+        Ok(Config {
+            http_address: cli
+                .http_address
+                .clone()
+                .or_else(|| file_ref.and_then(|f| f.http_address.clone()))
+                .unwrap_or_else(|| "0.0.0.0".to_string()),
+            http_port: match cli.http_port.or_else(|| file_ref.and_then(|f| f.http_port)) {
+                Some(0) => {
+                    return Err(ConfigError::Range {
+                        name: "http_port",
+                        rule: "1 to 65535",
+                        value: 0,
+                    });
+                }
+                Some(port) => port,
+                None => 8080,
+            },
+            workers,
+            services,
+            static_dirs,
+            sockjs_client,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        // toml's message spans several lines; one line is what a terminal wants.
+        message: e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    })
+}
+
+fn service_from_file(
+    s: &FileService,
+    global_sockjs_url: &str,
+) -> Result<ServiceConfig, ConfigError> {
+    let d = sockjs::Options::default();
+    let options = sockjs::Options {
+        websocket: s.websocket.unwrap_or(d.websocket),
+        cookie_needed: s.cookie_needed.unwrap_or(d.cookie_needed),
+        response_limit: positive(
+            "response_limit",
+            s.response_limit.unwrap_or(d.response_limit),
+        )?,
+        heartbeat_delay: millis(
+            "heartbeat_delay_ms",
+            s.heartbeat_delay_ms,
+            d.heartbeat_delay,
+        )?,
+        disconnect_delay: millis(
+            "disconnect_delay_ms",
+            s.disconnect_delay_ms,
+            d.disconnect_delay,
+        )?,
+        max_queue: positive("max_queue", s.max_queue.unwrap_or(d.max_queue))?,
+        max_message_bytes: positive(
+            "max_message_bytes",
+            s.max_message_bytes.unwrap_or(d.max_message_bytes),
+        )?,
+        max_sessions: positive("max_sessions", s.max_sessions.unwrap_or(d.max_sessions))?,
+        origins: s.origins.clone().unwrap_or(d.origins),
+        sockjs_url: s
+            .sockjs_url
+            .clone()
+            .unwrap_or_else(|| global_sockjs_url.to_string()),
+    };
+    Ok(ServiceConfig {
+        prefix: normalize_prefix(&s.prefix)?,
+        push: check_endpoint(&s.push)?,
+        pull: check_endpoint(&s.pull)?,
+        options,
+    })
+}
+
+fn positive(name: &'static str, value: usize) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::Range {
+            name,
+            rule: "at least 1",
+            value: 0,
+        });
+    }
+    Ok(value)
+}
+
+fn millis(
+    name: &'static str,
+    value: Option<u64>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(ms) if (1..=86_400_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+        Some(ms) => Err(ConfigError::Range {
+            name,
+            rule: "1 to 86400000 ms",
+            value: ms,
+        }),
+    }
+}
+
+/// `"/"` and `""` mean the root; otherwise `/a/b` without a trailing slash.
+fn normalize_prefix(prefix: &str) -> Result<String, ConfigError> {
+    let trimmed = prefix.trim_end_matches('/');
+    let valid = prefix.starts_with('/') && !prefix.contains(['?', '#', '.', ' ']);
+    if !valid {
+        return Err(ConfigError::Prefix(prefix.to_string()));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn static_dir(url: &str, path: &Path) -> Result<(String, PathBuf), ConfigError> {
+    if !url.starts_with('/') {
+        return Err(ConfigError::StaticUrl(url.to_string()));
+    }
+    if !path.is_dir() {
+        return Err(ConfigError::NotADirectory(path.to_path_buf()));
+    }
+    Ok((url.trim_end_matches('/').to_string(), path.to_path_buf()))
+}
+
+fn tcp_endpoint(address: &str, port: u16) -> Result<String, ConfigError> {
+    check_endpoint(&format!("tcp://{address}:{port}"))
+}
+
+/// Checks an endpoint string before 0MQ sees it, so the error names the problem.
+pub fn check_endpoint(endpoint: &str) -> Result<String, ConfigError> {
+    let bad = |reason| ConfigError::Endpoint {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    let (scheme, rest) = endpoint
+        .split_once("://")
+        .ok_or_else(|| bad("expected scheme://address"))?;
+    match scheme {
+        "tcp" => {
+            let (host, port) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| bad("tcp needs host:port"))?;
+            if host.is_empty() || host.contains(['/', ' ']) {
+                return Err(bad("bad host"));
+            }
+            match port.parse::<u16>() {
+                Ok(p) if p > 0 => Ok(endpoint.to_string()),
+                _ => Err(bad("port must be 1 to 65535")),
+            }
+        }
+        "ipc" | "inproc" if !rest.is_empty() => Ok(endpoint.to_string()),
+        "ipc" | "inproc" => Err(bad("empty address")),
+        _ => Err(bad("scheme must be tcp, ipc or inproc")),
+    }
+}
+
+/// The endpoint a backend connects to for a bound one: a wildcard host
+/// (`*`, `0.0.0.0`) becomes loopback.
+pub fn connect_endpoint(bound: &str) -> String {
+    for wildcard in ["tcp://*:", "tcp://0.0.0.0:"] {
+        if let Some(port) = bound.strip_prefix(wildcard) {
+            return format!("tcp://127.0.0.1:{port}");
+        }
+    }
+    bound.to_string()
+}
+
+fn check_unique(services: &[ServiceConfig]) -> Result<(), ConfigError> {
+    let mut prefixes = HashSet::new();
+    let mut endpoints = HashSet::new();
+    for s in services {
+        if !prefixes.insert(s.prefix.as_str()) {
+            return Err(ConfigError::DuplicatePrefix(s.prefix.clone()));
+        }
+        for e in [&s.push, &s.pull] {
+            if !endpoints.insert(e.as_str()) {
+                return Err(ConfigError::DuplicateEndpoint(e.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_checked_before_zmq_sees_them() {
+        assert!(check_endpoint("tcp://*:9241").is_ok());
+        assert!(check_endpoint("ipc:///tmp/x").is_ok());
+        for bad in [
+            "tcp://*:0",
+            "tcp://*:70000",
+            "tcp://:1",
+            "udp://x:1",
+            "9241",
+            "tcp://x",
+            "ipc://",
+        ] {
+            assert!(check_endpoint(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn wildcard_hosts_connect_over_loopback() {
+        assert_eq!(connect_endpoint("tcp://*:9241"), "tcp://127.0.0.1:9241");
+        assert_eq!(connect_endpoint("tcp://10.0.0.1:1"), "tcp://10.0.0.1:1");
+    }
+
+    #[test]
+    fn prefixes_lose_their_trailing_slash() {
+        assert_eq!(normalize_prefix("/").unwrap(), "");
+        assert_eq!(normalize_prefix("/echo/").unwrap(), "/echo");
+        assert!(normalize_prefix("echo").is_err());
+        assert!(normalize_prefix("/a.b").is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! sockjsproxy: a SockJS server whose sessions are served by 0MQ backends.
+//!
+//! - [`sockjs`]: the SockJS protocol on actix-web, with no 0MQ inside;
+//! - [`backend`]: the PUSH/PULL sockets and their wire protocol;
+//! - [`config`] and [`cli`]: what to serve; [`server`]: serving it.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod server;
+pub mod sockjs;

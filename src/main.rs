@@ -1,0 +1,28 @@
+//! The `sockjsproxy` binary: parse the command line, check the configuration,
+//! run the server. Every start-up error is one line and exit code 2.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sockjsproxy::cli::Cli;
+use sockjsproxy::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.verbose { "debug" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+
+    let config = match Config::from_cli(&cli) {
+        Ok(config) => config,
+        Err(e) => return fail(&e),
+    };
+    match actix_web::rt::System::new().block_on(sockjsproxy::server::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("sockjsproxy: {e}");
+    ExitCode::from(2)
+}

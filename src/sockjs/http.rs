@@ -1,0 +1,142 @@
+//! The HTTP details every SockJS endpoint shares: CORS, caching, the JSESSIONID
+//! cookie, content types, and reading request bodies with a size limit.
+//!
+//! The exact header values are the protocol's: the suite and the browsers
+//! compare them literally.
+
+use std::time::{Duration, SystemTime};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HttpDate};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use super::Options;
+
+pub const JAVASCRIPT: &str = "application/javascript; charset=UTF-8";
+pub const PLAIN: &str = "text/plain; charset=UTF-8";
+pub const JSON: &str = "application/json; charset=UTF-8";
+pub const HTML: &str = "text/html; charset=UTF-8";
+pub const EVENT_STREAM: &str = "text/event-stream";
+
+const ONE_YEAR: u64 = 365 * 24 * 3600;
+const NO_CACHE: &str = "no-store, no-cache, no-transform, must-revalidate, max-age=0";
+
+/// A response builder with the given status and the CORS headers a browser's
+/// credentialed cross-origin request needs: the Origin echoed (`*` only when
+/// there is none, since browsers refuse `*` with credentials).
+pub fn cors(req: &HttpRequest, status: StatusCode) -> HttpResponseBuilder {
+    let mut res = HttpResponse::build(status);
+    match req.headers().get(header::ORIGIN).filter(|o| !o.is_empty()) {
+        Some(origin) => {
+            res.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()));
+            res.insert_header((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"));
+        }
+        None => {
+            res.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
+        }
+    }
+    if let Some(h) = req
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .filter(|h| !h.is_empty())
+    {
+        res.insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, h.clone()));
+    }
+    res
+}
+
+/// Marks a response as never to be cached (session data travels over GET too).
+pub fn no_cache(res: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
+    res.insert_header((header::CACHE_CONTROL, NO_CACHE))
+}
+
+/// Marks a response as cacheable for a year.
+pub fn cache_for_a_year(res: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
+    let expires = HttpDate::from(SystemTime::now() + Duration::from_secs(ONE_YEAR));
+    res.insert_header((header::CACHE_CONTROL, format!("public, max-age={ONE_YEAR}")))
+        .insert_header((header::EXPIRES, expires))
+}
+
+/// Sets `JSESSIONID` (the client's own value, or `dummy`) when the service
+/// asks for sticky-session cookies.
+pub fn jsessionid(req: &HttpRequest, options: &Options, res: &mut HttpResponseBuilder) {
+    if !options.cookie_needed {
+        return;
+    }
+    let value = req
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|c| c.trim().strip_prefix("JSESSIONID="))
+        .find(|v| {
+            v.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+        })
+        .unwrap_or("dummy");
+    res.insert_header((header::SET_COOKIE, format!("JSESSIONID={value}; path=/")));
+}
+
+/// The answer to a CORS preflight: cacheable for a year.
+pub fn preflight(req: &HttpRequest, methods: &'static str) -> HttpResponse {
+    let mut res = cors(req, StatusCode::NO_CONTENT);
+    cache_for_a_year(&mut res)
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, ONE_YEAR.to_string()))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, methods))
+        .finish()
+}
+
+/// `500` with a plain-text explanation, as the protocol answers bad input.
+pub fn error_500(req: &HttpRequest, message: &str) -> HttpResponse {
+    let mut res = cors(req, StatusCode::INTERNAL_SERVER_ERROR);
+    no_cache(&mut res)
+        .content_type(PLAIN)
+        .body(message.to_string())
+}
+
+pub fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type(PLAIN)
+        .body("404 Not Found")
+}
+
+pub fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, allow))
+        .finish()
+}
+
+/// Why a request body was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body over {0} bytes")]
+    TooLarge(usize),
+    #[error("request body broken: {0}")]
+    Broken(String),
+}
+
+/// Reads a request body, refusing one over `limit` bytes as soon as it passes it.
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, BodyError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// `413` for a body over the limit, `400` for a broken one.
+pub fn body_error(req: &HttpRequest, err: &BodyError) -> HttpResponse {
+    let status = match err {
+        BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::Broken(_) => StatusCode::BAD_REQUEST,
+    };
+    log::warn!("{} {}: {err}", req.method(), req.path());
+    let mut res = cors(req, status);
+    no_cache(&mut res).content_type(PLAIN).body(err.to_string())
+}

@@ -1,0 +1,147 @@
+//! A SockJS server on actix-web: the protocol of sockjs-client 1.x and of the
+//! official `sockjs-protocol` suite, with no knowledge of 0MQ.
+//!
+//! The pieces, in the protocol's own words:
+//! - a *service* ([`Service`]) is a URL prefix with its [`Options`] and the
+//!   [`Application`] that receives its sessions' events;
+//! - a *session* ([`session::Session`], one actix actor each) outlives the HTTP
+//!   requests that carry it, queues outgoing messages and sends heartbeats;
+//! - a *transport* (`transport/*`) turns HTTP requests or a websocket into a
+//!   *receiver* attached to a session and reads client messages into it;
+//! - a *frame* ([`frame::Frame`]) is what travels: `o`, `h`, `a[...]`, `c[...]`.
+//!
+//! Data flows one way in each direction: transport → session → application, and
+//! application → [`SessionHandle`] → session → receiver → transport.
+
+pub mod frame;
+mod http;
+mod pages;
+mod receiver;
+mod registry;
+mod router;
+pub mod session;
+mod transport;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix::Addr;
+
+pub use router::{Services, dispatch};
+
+/// The options of one SockJS service, named as in sockjs-node.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Offer the websocket transport (and say so in `/info`).
+    pub websocket: bool,
+    /// Set a `JSESSIONID` cookie for sticky load balancers (and say so in `/info`).
+    pub cookie_needed: bool,
+    /// Bytes a streaming response carries before it is closed, so that the
+    /// browser can free the memory it holds for it.
+    pub response_limit: usize,
+    /// How often a session with a receiver gets an `h` frame.
+    pub heartbeat_delay: Duration,
+    /// How long a session lives with no receiver attached.
+    pub disconnect_delay: Duration,
+    /// Outgoing messages a session holds while no receiver takes them.
+    pub max_queue: usize,
+    /// Largest client message or request body accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Sessions this service holds at once; new ones beyond get 503.
+    pub max_sessions: usize,
+    /// What `/info` reports as `origins`.
+    pub origins: Vec<String>,
+    /// Where the iframe page loads sockjs-client from.
+    pub sockjs_url: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            websocket: true,
+            cookie_needed: false,
+            response_limit: 128 * 1024,
+            heartbeat_delay: Duration::from_secs(25),
+            disconnect_delay: Duration::from_secs(5),
+            max_queue: 1024,
+            max_message_bytes: 1024 * 1024,
+            max_sessions: 100_000,
+            origins: vec!["*:*".to_string()],
+            sockjs_url: crate::config::CDN_SOCKJS_URL.to_string(),
+        }
+    }
+}
+
+/// A session's identity towards the application: made by the server, unique and
+/// never reused while the process runs (unlike the client-chosen URL id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey(pub u64);
+
+impl SessionKey {
+    fn next() -> SessionKey {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        SessionKey(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl std::fmt::Display for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What a service does with its sessions. Called on the session's actor thread:
+/// implementations hand work off and return at once.
+pub trait Application: Send + Sync + 'static {
+    /// A session opened; `handle` sends to it until [`Application::on_close`].
+    fn on_open(&self, key: SessionKey, handle: SessionHandle);
+    /// The client sent one message.
+    fn on_message(&self, key: SessionKey, message: String);
+    /// The session closed, for whatever reason. Called exactly once per open.
+    fn on_close(&self, key: SessionKey);
+}
+
+/// The application's way to reach one session.
+#[derive(Clone)]
+pub struct SessionHandle {
+    addr: Addr<session::Session>,
+}
+
+impl SessionHandle {
+    /// Queues one message for the client.
+    pub fn send(&self, message: String) {
+        self.addr.do_send(session::Deliver(message));
+    }
+
+    /// Closes the session with a SockJS close frame.
+    pub fn close(&self, code: u16, reason: &'static str) {
+        self.addr.do_send(session::CloseSession { code, reason });
+    }
+}
+
+/// One SockJS service: prefix, options, application and its live sessions.
+pub struct Service {
+    pub prefix: String,
+    pub options: Options,
+    pub app: Arc<dyn Application>,
+    registry: Arc<registry::Registry>,
+    open_sessions: Arc<AtomicUsize>,
+}
+
+impl Service {
+    pub fn new(prefix: String, options: Options, app: Arc<dyn Application>) -> Service {
+        Service {
+            prefix,
+            options,
+            app,
+            registry: Arc::default(),
+            open_sessions: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Sessions currently alive in this service, of every transport.
+    pub fn open_sessions(&self) -> usize {
+        self.open_sessions.load(Ordering::Relaxed)
+    }
+}

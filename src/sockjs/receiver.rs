@@ -1,0 +1,244 @@
+//! Receivers: the outgoing half of a transport, as a session sees it.
+//!
+//! A session writes frames to at most one receiver at a time. A receiver is a
+//! bounded channel of ready-to-write bytes plus the transport's *encoding* (how a
+//! frame is wrapped: `o\n` for xhr, `data: o\r\n\r\n` for eventsource, a
+//! websocket text frame, ...) and its *kind*: a polling receiver carries one
+//! frame and ends, a streaming one carries frames until `response_limit` bytes,
+//! a websocket one lives as long as the session.
+//!
+//! The other end, [`ReceiverBody`], is the HTTP response body. When the client
+//! goes away actix drops the body, and the body's `Drop` tells the session, which
+//! is how an aborted request becomes "Connection interrupted".
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use actix::Addr;
+use actix_http::ws::{CloseCode, CloseReason, OpCode, Parser};
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use tokio::sync::mpsc;
+
+use super::frame::{Frame, quote_into};
+use super::session::{Detached, Session};
+
+/// Frames a receiver's channel holds before the session waits. Each frame may
+/// batch many messages, so this stays small.
+pub const CHANNEL_FRAMES: usize = 16;
+
+/// How a frame is wrapped for one transport.
+#[derive(Debug, Clone)]
+pub enum Encoding {
+    /// `frame\n` (xhr and xhr_streaming).
+    Newline,
+    /// `data: frame\r\n\r\n`.
+    EventSource,
+    /// `<script>\np("frame");\n</script>\r\n`.
+    HtmlFile,
+    /// `/**/callback("frame");\r\n`.
+    Jsonp { callback: String },
+    /// One websocket text message per frame.
+    WebSocket,
+    /// No SockJS framing: one websocket text message per message, and a real
+    /// websocket close frame for a close.
+    RawWebSocket,
+}
+
+/// How long a receiver lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One frame, then the response ends.
+    Polling,
+    /// Frames until this many bytes went out, then the response ends.
+    Streaming { limit: usize },
+    /// As long as the session: the session ends with it.
+    WebSocket,
+}
+
+/// The session's end of a receiver.
+pub struct Receiver {
+    pub id: u64,
+    pub kind: Kind,
+    encoding: Encoding,
+    tx: mpsc::Sender<Bytes>,
+    sent: usize,
+}
+
+/// What became of a write.
+pub enum Written {
+    /// The frame went out; the receiver goes on.
+    Open,
+    /// The frame went out and the receiver is done (polling, or limit reached).
+    Done,
+    /// The channel is full: try again when it has room.
+    Full,
+    /// The client is gone.
+    Gone,
+}
+
+impl Receiver {
+    /// Makes a receiver and its response body. `prelude` goes out first (the
+    /// transports' padding and headers-in-body), before any frame.
+    pub fn new(kind: Kind, encoding: Encoding, prelude: Option<Bytes>) -> (Receiver, ReceiverBody) {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
+        if let Some(prelude) = prelude {
+            // The channel is new and empty, so this cannot fail.
+            let _ = tx.try_send(prelude);
+        }
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let receiver = Receiver {
+            id,
+            kind,
+            encoding,
+            tx,
+            sent: 0,
+        };
+        (
+            receiver,
+            ReceiverBody {
+                rx,
+                detach: None,
+                id,
+            },
+        )
+    }
+
+    /// Whether the client end is gone.
+    pub fn is_gone(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// A sender for the transport's own control frames (websocket pongs).
+    pub fn control_sender(&self) -> mpsc::Sender<Bytes> {
+        self.tx.clone()
+    }
+
+    /// Waits until the channel has room for one more frame.
+    pub fn wait_for_room(&self) -> impl Future<Output = ()> + 'static {
+        let tx = self.tx.clone();
+        async move {
+            let _ = tx.reserve().await;
+        }
+    }
+
+    /// Writes one frame, wrapped for this transport.
+    pub fn write(&mut self, frame: &Frame<'_>) -> Written {
+        let permit = match self.tx.try_reserve() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Full(())) => return Written::Full,
+            Err(mpsc::error::TrySendError::Closed(())) => return Written::Gone,
+        };
+        let bytes = self.encode(frame);
+        if bytes.is_empty() {
+            // Raw websockets have no open or heartbeat frame.
+            return Written::Open;
+        }
+        self.sent += bytes.len();
+        permit.send(bytes);
+        match self.kind {
+            Kind::Polling => Written::Done,
+            Kind::Streaming { limit } if self.sent >= limit => Written::Done,
+            _ if matches!(frame, Frame::Close { .. }) => Written::Done,
+            _ => Written::Open,
+        }
+    }
+
+    fn encode(&self, frame: &Frame<'_>) -> Bytes {
+        let mut text = String::new();
+        match &self.encoding {
+            Encoding::Newline => {
+                frame.write_to(&mut text);
+                text.push('\n');
+            }
+            Encoding::EventSource => {
+                text.push_str("data: ");
+                frame.write_to(&mut text);
+                text.push_str("\r\n\r\n");
+            }
+            Encoding::HtmlFile => {
+                text.push_str("<script>\np(");
+                quote_into(&frame.to_text(), &mut text);
+                text.push_str(");\n</script>\r\n");
+            }
+            Encoding::Jsonp { callback } => {
+                text.push_str("/**/");
+                text.push_str(callback);
+                text.push('(');
+                quote_into(&frame.to_text(), &mut text);
+                text.push_str(");\r\n");
+            }
+            Encoding::WebSocket => {
+                frame.write_to(&mut text);
+                let mut out = BytesMut::with_capacity(text.len() + 10);
+                Parser::write_message(&mut out, text.as_bytes(), OpCode::Text, true, false);
+                if let Frame::Close { .. } = frame {
+                    // sockjs-node ends the websocket itself with a normal closure
+                    // after the SockJS close frame.
+                    Parser::write_close(&mut out, Some(CloseCode::Normal.into()), false);
+                }
+                return out.freeze();
+            }
+            Encoding::RawWebSocket => {
+                let mut out = BytesMut::new();
+                match frame {
+                    Frame::Messages(messages) => {
+                        for m in *messages {
+                            Parser::write_message(
+                                &mut out,
+                                m.as_bytes(),
+                                OpCode::Text,
+                                true,
+                                false,
+                            );
+                        }
+                    }
+                    Frame::Close { code, reason } => {
+                        let reason = CloseReason {
+                            code: CloseCode::from(*code),
+                            description: Some(reason.to_string()),
+                        };
+                        Parser::write_close(&mut out, Some(reason), false);
+                    }
+                    Frame::Open | Frame::Heartbeat => {}
+                }
+                return out.freeze();
+            }
+        }
+        Bytes::from(text)
+    }
+}
+
+/// The response body of a receiver. Dropping it (the client went away, or the
+/// response completed) tells the session, which ignores it for receivers it
+/// already let go.
+pub struct ReceiverBody {
+    rx: mpsc::Receiver<Bytes>,
+    id: u64,
+    detach: Option<Addr<Session>>,
+}
+
+impl ReceiverBody {
+    /// Makes the body report its end to `session`.
+    pub fn report_to(&mut self, session: Addr<Session>) {
+        self.detach = Some(session);
+    }
+}
+
+impl Stream for ReceiverBody {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|item| item.map(Ok))
+    }
+}
+
+impl Drop for ReceiverBody {
+    fn drop(&mut self) {
+        if let Some(session) = self.detach.take() {
+            session.do_send(Detached { receiver: self.id });
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Finds the service and the endpoint for a request path. The protocol's URL
+//! space under a service prefix is small and fixed:
+//!
+//! ```text
+//! /                            greeting
+//! /info                        server capabilities
+//! /iframe[-version].html       iframe page
+//! /websocket                   raw websocket
+//! /<server>/<session>/<transport>
+//! ```
+//!
+//! `server` and `session` must be non-empty and contain no dot; anything else
+//! is a 404.
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::transport::{eventsource, htmlfile, jsonp, websocket, xhr, xhr_streaming};
+use super::{Service, http, pages};
+
+/// The services of one server, longest prefix first so that `/a/b` wins over `/a`.
+pub struct Services(Vec<Arc<Service>>);
+
+impl Services {
+    pub fn new(mut services: Vec<Arc<Service>>) -> Services {
+        services.sort_by_key(|s| std::cmp::Reverse(s.prefix.len()));
+        Services(services)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Service>> {
+        self.0.iter()
+    }
+
+    /// The service whose prefix the path starts with, and the rest of the path.
+    fn find<'p>(&self, path: &'p str) -> Option<(&Arc<Service>, &'p str)> {
+        self.0.iter().find_map(|s| {
+            let rest = path.strip_prefix(s.prefix.as_str())?;
+            (rest.is_empty() || rest.starts_with('/')).then_some((s, rest))
+        })
+    }
+}
+
+/// The actix handler for every path the SockJS services own.
+pub async fn dispatch(
+    req: HttpRequest,
+    payload: web::Payload,
+    services: web::Data<Services>,
+) -> HttpResponse {
+    let path = req.path().to_string();
+    let Some((service, rest)) = services.find(&path) else {
+        return http::not_found();
+    };
+    let service = service.clone();
+    match rest {
+        "" | "/" => pages::greeting(&req),
+        "/info" => pages::info(&req, &service),
+        "/websocket" => websocket::websocket(req, payload, service, websocket::Framing::Raw).await,
+        name if pages::is_iframe_path(name) => pages::iframe(&req, &service),
+        _ => match session_path(rest) {
+            Some((id, transport)) => session_endpoint(req, payload, service, id, transport).await,
+            None => http::not_found(),
+        },
+    }
+}
+
+/// Splits `/<server>/<session>/<transport>`.
+fn session_path(rest: &str) -> Option<(&str, &str)> {
+    let mut parts = rest.strip_prefix('/')?.split('/');
+    let (server, session, transport) = (parts.next()?, parts.next()?, parts.next()?);
+    let valid = |s: &str| !s.is_empty() && !s.contains('.');
+    (parts.next().is_none() && valid(server) && valid(session)).then_some((session, transport))
+}
+
+async fn session_endpoint(
+    req: HttpRequest,
+    payload: web::Payload,
+    service: Arc<Service>,
+    id: &str,
+    transport: &str,
+) -> HttpResponse {
+    match transport {
+        "websocket" => {
+            websocket::websocket(req, payload, service, websocket::Framing::SockJs).await
+        }
+        "xhr" => xhr::xhr(req, service, id).await,
+        "xhr_send" => xhr::xhr_send(req, payload, service, id).await,
+        "xhr_streaming" => xhr_streaming::xhr_streaming(req, service, id).await,
+        "eventsource" => eventsource::eventsource(req, service, id).await,
+        "htmlfile" => htmlfile::htmlfile(req, service, id).await,
+        "jsonp" => jsonp::jsonp(req, service, id).await,
+        "jsonp_send" => jsonp::jsonp_send(req, payload, service, id).await,
+        _ => http::not_found(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_urls_need_three_parts_without_dots() {
+        assert_eq!(session_path("/000/abc/xhr"), Some(("abc", "xhr")));
+        assert_eq!(session_path("/_/_1/xhr"), Some(("_1", "xhr")));
+        for bad in [
+            "//xhr",
+            "/a./a/xhr",
+            "/a/a./xhr",
+            "/./././xhr",
+            "/a/xhr",
+            "/a/b/c/d",
+        ] {
+            assert_eq!(session_path(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! The SockJS session: one actix actor per client session.
+//!
+//! A session outlives the HTTP requests that carry it. It holds the messages
+//! the application sends until a receiver takes them, batches them into one
+//! `a[...]` frame per write, sends heartbeats while a receiver is attached, and
+//! closes itself after `disconnect_delay` with no receiver. Its states follow
+//! the protocol: *new* (nothing sent yet; the first receiver gets `o`), *open*,
+//! and *closed* (every receiver gets the close frame until the session expires).
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::frame::Frame;
+use super::receiver::{Kind, Receiver, Written};
+use super::registry::Registry;
+use super::{Application, SessionHandle, SessionKey};
+
+/// Close code and reason when the application closes a session.
+pub const GO_AWAY: (u16, &str) = (3000, "Go away!");
+/// Sent to a second receiver while one is attached.
+pub const ANOTHER_CONNECTION: (u16, &str) = (2010, "Another connection still open");
+/// The session's receiver went away in the middle of a request.
+pub const INTERRUPTED: (u16, &str) = (1002, "Connection interrupted");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    New,
+    Open,
+    Closed {
+        code: u16,
+        reason: Cow<'static, str>,
+    },
+}
+
+/// Where a session is registered by URL id (HTTP transports only).
+pub struct Registration {
+    pub id: String,
+    pub registry: Arc<Registry>,
+}
+
+/// The settings a session needs, copied out of the service's options.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub heartbeat_delay: Duration,
+    pub disconnect_delay: Duration,
+    pub max_queue: usize,
+}
+
+pub struct Session {
+    key: SessionKey,
+    app: Arc<dyn Application>,
+    timing: Timing,
+    registration: Option<Registration>,
+    open_sessions: Arc<AtomicUsize>,
+    state: State,
+    /// Messages waiting for a receiver, oldest first.
+    pending: VecDeque<String>,
+    receiver: Option<Receiver>,
+    /// A wait for room in the receiver's channel is under way.
+    waiting_for_room: bool,
+    expiry: Option<SpawnHandle>,
+    /// Whether the application was told of the close.
+    app_told_closed: bool,
+    /// Messages dropped because the queue was full or the session closed.
+    pub dropped: u64,
+}
+
+impl Session {
+    pub fn new(
+        app: Arc<dyn Application>,
+        timing: Timing,
+        registration: Option<Registration>,
+        open_sessions: Arc<AtomicUsize>,
+    ) -> Session {
+        open_sessions.fetch_add(1, Ordering::Relaxed);
+        Session {
+            key: SessionKey::next(),
+            app,
+            timing,
+            registration,
+            open_sessions,
+            state: State::New,
+            pending: VecDeque::new(),
+            receiver: None,
+            waiting_for_room: false,
+            expiry: None,
+            app_told_closed: false,
+            dropped: 0,
+        }
+    }
+
+    /// Writes whatever is due to the attached receiver.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        while let Some(receiver) = self.receiver.as_mut() {
+            if self.waiting_for_room {
+                return;
+            }
+            let written = match &self.state {
+                State::New => {
+                    let w = receiver.write(&Frame::Open);
+                    if !matches!(w, Written::Full | Written::Gone) {
+                        self.state = State::Open;
+                    }
+                    w
+                }
+                _ if !self.pending.is_empty() => {
+                    let batch = self.pending.make_contiguous();
+                    let w = receiver.write(&Frame::Messages(batch));
+                    if !matches!(w, Written::Full | Written::Gone) {
+                        self.pending.clear();
+                    }
+                    w
+                }
+                State::Closed { code, reason } => {
+                    let w = receiver.write(&Frame::Close {
+                        code: *code,
+                        reason,
+                    });
+                    if matches!(w, Written::Open) {
+                        Written::Done
+                    } else {
+                        w
+                    }
+                }
+                State::Open => return,
+            };
+            match written {
+                Written::Open => {}
+                Written::Done => self.let_go_of_receiver(ctx),
+                Written::Full => self.wait_for_room(ctx),
+                Written::Gone => self.receiver_gone(ctx),
+            }
+        }
+    }
+
+    fn wait_for_room(&mut self, ctx: &mut Context<Self>) {
+        let Some(receiver) = &self.receiver else {
+            return;
+        };
+        self.waiting_for_room = true;
+        let id = receiver.id;
+        ctx.spawn(
+            receiver
+                .wait_for_room()
+                .into_actor(self)
+                .map(move |(), act, ctx| {
+                    act.waiting_for_room = false;
+                    if act.receiver.as_ref().is_some_and(|r| r.id == id) {
+                        act.flush(ctx);
+                    }
+                }),
+        );
+    }
+
+    /// The current receiver is done; the session waits for the next one.
+    fn let_go_of_receiver(&mut self, ctx: &mut Context<Self>) {
+        let Some(receiver) = self.receiver.take() else {
+            return;
+        };
+        self.waiting_for_room = false;
+        if receiver.kind == Kind::WebSocket {
+            // A websocket session has no second receiver.
+            self.close(ctx, INTERRUPTED.0, INTERRUPTED.1.into());
+            ctx.stop();
+        } else {
+            self.schedule_expiry(ctx);
+        }
+    }
+
+    /// The client went away while a receiver was attached.
+    fn receiver_gone(&mut self, ctx: &mut Context<Self>) {
+        if self.state == State::Open {
+            self.close(ctx, INTERRUPTED.0, INTERRUPTED.1.into());
+        }
+        self.let_go_of_receiver(ctx);
+    }
+
+    fn schedule_expiry(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.expiry.take() {
+            ctx.cancel_future(handle);
+        }
+        self.expiry = Some(ctx.run_later(self.timing.disconnect_delay, |act, ctx| {
+            act.expiry = None;
+            if act.receiver.is_none() {
+                ctx.stop();
+            }
+        }));
+    }
+
+    /// Moves to *closed* and tells the application, once.
+    fn close(&mut self, ctx: &mut Context<Self>, code: u16, reason: Cow<'static, str>) {
+        if matches!(self.state, State::Closed { .. }) {
+            return;
+        }
+        self.state = State::Closed { code, reason };
+        self.tell_app_closed();
+        self.flush(ctx);
+    }
+
+    fn tell_app_closed(&mut self) {
+        if !self.app_told_closed {
+            self.app_told_closed = true;
+            self.app.on_close(self.key);
+        }
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let handle = SessionHandle {
+            addr: ctx.address(),
+        };
+        self.app.on_open(self.key, handle);
+        ctx.run_interval(self.timing.heartbeat_delay, |act, ctx| {
+            if act.state == State::Open && act.pending.is_empty() && !act.waiting_for_room {
+                if let Some(receiver) = act.receiver.as_mut() {
+                    match receiver.write(&Frame::Heartbeat) {
+                        Written::Open | Written::Full => {}
+                        Written::Done => act.let_go_of_receiver(ctx),
+                        Written::Gone => act.receiver_gone(ctx),
+                    }
+                }
+            }
+        });
+        self.schedule_expiry(ctx);
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        if let Some(reg) = self.registration.take() {
+            reg.registry.remove(&reg.id, &ctx.address());
+        }
+        self.tell_app_closed();
+        if !self.pending.is_empty() {
+            log::debug!(
+                "session {} ended with {} undelivered messages",
+                self.key,
+                self.pending.len()
+            );
+        }
+        self.open_sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A transport offers a receiver.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Attach(pub Receiver);
+
+impl Handler<Attach> for Session {
+    type Result = ();
+
+    fn handle(&mut self, Attach(mut receiver): Attach, ctx: &mut Context<Self>) {
+        if let Some(current) = &self.receiver {
+            if !current.is_gone() {
+                let (code, reason) = ANOTHER_CONNECTION;
+                // The newcomer gets the close frame; the session is unaffected.
+                let _ = receiver.write(&Frame::Close { code, reason });
+                return;
+            }
+            self.receiver_gone(ctx);
+        }
+        if let Some(handle) = self.expiry.take() {
+            ctx.cancel_future(handle);
+        }
+        self.receiver = Some(receiver);
+        self.flush(ctx);
+    }
+}
+
+/// A receiver's response body was dropped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Detached {
+    pub receiver: u64,
+}
+
+impl Handler<Detached> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Detached, ctx: &mut Context<Self>) {
+        if self.receiver.as_ref().is_some_and(|r| r.id == msg.receiver) {
+            self.receiver_gone(ctx);
+        }
+    }
+}
+
+/// Messages the client sent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FromClient(pub Vec<String>);
+
+impl Handler<FromClient> for Session {
+    type Result = ();
+
+    fn handle(&mut self, FromClient(messages): FromClient, _: &mut Context<Self>) {
+        if self.state != State::Open {
+            log::debug!(
+                "session {}: {} client messages after close, dropped",
+                self.key,
+                messages.len()
+            );
+            return;
+        }
+        for m in messages {
+            self.app.on_message(self.key, m);
+        }
+    }
+}
+
+/// One message from the application for the client.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver(pub String);
+
+impl Handler<Deliver> for Session {
+    type Result = ();
+
+    fn handle(&mut self, Deliver(message): Deliver, ctx: &mut Context<Self>) {
+        if matches!(self.state, State::Closed { .. }) {
+            self.dropped += 1;
+            log::warn!("session {} is closed: message dropped", self.key);
+            return;
+        }
+        if self.pending.len() >= self.timing.max_queue {
+            self.dropped += 1;
+            log::warn!(
+                "session {}: outgoing queue full ({} messages): closing it",
+                self.key,
+                self.timing.max_queue
+            );
+            // A client that cannot keep up is told so rather than silently
+            // missing messages in the middle of the stream.
+            self.close(ctx, 3001, "Outgoing queue full".into());
+            return;
+        }
+        self.pending.push_back(message);
+        self.flush(ctx);
+    }
+}
+
+/// The application closes the session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl Handler<CloseSession> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseSession, ctx: &mut Context<Self>) {
+        self.close(ctx, msg.code, msg.reason.into());
+    }
+}
+
+/// The websocket's reader ended (client close or broken input).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClientGone;
+
+impl Handler<ClientGone> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: ClientGone, ctx: &mut Context<Self>) {
+        self.tell_app_closed();
+        ctx.stop();
+    }
+}

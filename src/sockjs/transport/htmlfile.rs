@@ -1,0 +1,60 @@
+//! htmlfile: a `GET /htmlfile?c=callback` page that stays open inside a hidden
+//! iframe, each frame a `<script>` calling the parent's callback.
+
+use std::sync::Arc;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse};
+use bytes::Bytes;
+
+use super::super::Service;
+use super::super::http::{self, cors, jsessionid, no_cache};
+use super::super::receiver::Encoding;
+use super::{callback, open_receiver, streaming};
+
+/// The page head, padded past 1 KiB so that browsers start rendering it.
+fn prelude(callback: &str) -> Bytes {
+    let mut head = format!(
+        r#"<!doctype html>
+<html><head>
+  <meta http-equiv="X-UA-Compatible" content="IE=edge" />
+  <meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />
+</head><body><h2>Don't panic!</h2>
+  <script>
+    document.domain = document.domain;
+    var c = parent.{callback};
+    c.start();
+    function p(d) {{c.message(d);}};
+    window.onload = function() {{c.stop();}};
+  </script>"#
+    );
+    head.push_str(&" ".repeat(1024));
+    head.push_str("\r\n\r\n");
+    Bytes::from(head)
+}
+
+pub async fn htmlfile(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpResponse {
+    if req.method() != Method::GET {
+        return http::method_not_allowed("GET");
+    }
+    let callback = match callback(&req) {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    match open_receiver(
+        &service,
+        id,
+        streaming(&service),
+        Encoding::HtmlFile,
+        Some(prelude(&callback)),
+    )
+    .await
+    {
+        Ok(body) => {
+            let mut res = cors(&req, StatusCode::OK);
+            jsessionid(&req, &service.options, &mut res);
+            no_cache(&mut res).content_type(http::HTML).streaming(body)
+        }
+        Err(e) => e.response(),
+    }
+}

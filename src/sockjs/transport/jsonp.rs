@@ -1,0 +1,82 @@
+//! jsonp-polling, the last resort: `GET /jsonp?c=callback` returns one frame as
+//! a script; `POST /jsonp_send` carries client messages as a form field `d` or
+//! as a plain body.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::super::Service;
+use super::super::frame::PayloadError;
+use super::super::http::{self, cors, jsessionid, no_cache};
+use super::super::receiver::{Encoding, Kind};
+use super::{SendError, callback, open_receiver, send_to_session};
+
+pub async fn jsonp(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpResponse {
+    if req.method() != Method::GET {
+        return http::method_not_allowed("GET");
+    }
+    let callback = match callback(&req) {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    match open_receiver(
+        &service,
+        id,
+        Kind::Polling,
+        Encoding::Jsonp { callback },
+        None,
+    )
+    .await
+    {
+        Ok(body) => {
+            let mut res = cors(&req, StatusCode::OK);
+            jsessionid(&req, &service.options, &mut res);
+            no_cache(&mut res)
+                .content_type(http::JAVASCRIPT)
+                .streaming(body)
+        }
+        Err(e) => e.response(),
+    }
+}
+
+pub async fn jsonp_send(
+    req: HttpRequest,
+    payload: web::Payload,
+    service: Arc<Service>,
+    id: &str,
+) -> HttpResponse {
+    if req.method() != Method::POST {
+        return http::method_not_allowed("POST");
+    }
+    let body = match http::read_body(payload, service.options.max_message_bytes).await {
+        Ok(body) => body,
+        Err(e) => return http::body_error(&req, &e),
+    };
+    let is_form = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    let data = if is_form {
+        let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+        match form.get("d").filter(|d| !d.is_empty()) {
+            Some(d) => d.clone().into_bytes(),
+            None => return SendError::from(PayloadError::Empty).response(&req),
+        }
+    } else {
+        body.to_vec()
+    };
+    if let Err(e) = send_to_session(&service, id, &data).await {
+        return e.response(&req);
+    }
+    let mut res = cors(&req, StatusCode::OK);
+    jsessionid(&req, &service.options, &mut res);
+    no_cache(&mut res).content_type(http::PLAIN).body("ok")
+}

@@ -1,0 +1,156 @@
+//! Transports: each turns HTTP requests (or one websocket) into receivers for a
+//! session and client messages into it. One file per transport, as in
+//! sockjs-node; what they share is here.
+
+pub mod eventsource;
+pub mod htmlfile;
+pub mod jsonp;
+pub mod websocket;
+pub mod xhr;
+pub mod xhr_streaming;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::{Actor, Addr};
+use actix_web::{HttpRequest, HttpResponse};
+use bytes::Bytes;
+
+use super::Service;
+use super::frame::{PayloadError, decode_messages};
+use super::http;
+use super::receiver::{Encoding, Kind, Receiver, ReceiverBody};
+use super::session::{Attach, FromClient, Registration, Session, Timing};
+
+/// Why a request could not get a receiver.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("too many sessions ({0})")]
+    TooManySessions(usize),
+}
+
+impl OpenError {
+    pub fn response(&self) -> HttpResponse {
+        log::warn!("new session refused: {self}");
+        HttpResponse::ServiceUnavailable()
+            .content_type(http::PLAIN)
+            .body(self.to_string())
+    }
+}
+
+pub fn timing(service: &Service) -> Timing {
+    Timing {
+        heartbeat_delay: service.options.heartbeat_delay,
+        disconnect_delay: service.options.disconnect_delay,
+        max_queue: service.options.max_queue,
+    }
+}
+
+/// Starts a session that no URL id names (websockets).
+pub fn start_session(service: &Service) -> Result<Addr<Session>, OpenError> {
+    if service.open_sessions() >= service.options.max_sessions {
+        return Err(OpenError::TooManySessions(service.options.max_sessions));
+    }
+    Ok(Session::new(
+        service.app.clone(),
+        timing(service),
+        None,
+        service.open_sessions.clone(),
+    )
+    .start())
+}
+
+/// Attaches a new receiver to the session `id`, creating the session if there
+/// is none, and returns the response body it feeds.
+pub async fn open_receiver(
+    service: &Arc<Service>,
+    id: &str,
+    kind: Kind,
+    encoding: Encoding,
+    prelude: Option<Bytes>,
+) -> Result<ReceiverBody, OpenError> {
+    // A session can stop between the look-up and the attach; then the second
+    // round makes a new one.
+    for _ in 0..2 {
+        let addr = service.registry.get_or_create(id, || {
+            if service.open_sessions() >= service.options.max_sessions {
+                return Err(OpenError::TooManySessions(service.options.max_sessions));
+            }
+            let registration = Registration {
+                id: id.to_string(),
+                registry: service.registry.clone(),
+            };
+            let session = Session::new(
+                service.app.clone(),
+                timing(service),
+                Some(registration),
+                service.open_sessions.clone(),
+            );
+            Ok(session.start())
+        })?;
+        let (receiver, mut body) = Receiver::new(kind, encoding.clone(), prelude.clone());
+        body.report_to(addr.clone());
+        if addr.send(Attach(receiver)).await.is_ok() {
+            return Ok(body);
+        }
+    }
+    Err(OpenError::TooManySessions(service.options.max_sessions))
+}
+
+/// Why client messages were not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("no such session")]
+    NoSession,
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+}
+
+impl SendError {
+    pub fn response(&self, req: &HttpRequest) -> HttpResponse {
+        match self {
+            SendError::NoSession => http::not_found(),
+            SendError::Payload(e) => {
+                log::warn!("{} {}: {e}", req.method(), req.path());
+                http::error_500(req, &e.to_string())
+            }
+        }
+    }
+}
+
+/// Hands a client payload (`["a","b"]`) to the session `id`.
+pub async fn send_to_session(service: &Service, id: &str, payload: &[u8]) -> Result<(), SendError> {
+    let addr = service.registry.get(id).ok_or(SendError::NoSession)?;
+    let messages = decode_messages(payload)?;
+    if !messages.is_empty() {
+        addr.send(FromClient(messages))
+            .await
+            .map_err(|_| SendError::NoSession)?;
+    }
+    Ok(())
+}
+
+/// The `c` query parameter of jsonp and htmlfile, checked so that it cannot
+/// inject script: letters, digits, `_`, `-` and `.` only.
+pub fn callback(req: &HttpRequest) -> Result<String, HttpResponse> {
+    let query: HashMap<String, String> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    match query.get("c") {
+        None => Err(http::error_500(req, "\"callback\" parameter required")),
+        Some(c) if c.is_empty() => Err(http::error_500(req, "\"callback\" parameter required")),
+        Some(c)
+            if c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) =>
+        {
+            Ok(c.clone())
+        }
+        Some(_) => Err(http::error_500(req, "invalid \"callback\" parameter")),
+    }
+}
+
+/// Whether a streaming or polling receiver is what this transport makes.
+pub fn streaming(service: &Service) -> Kind {
+    Kind::Streaming {
+        limit: service.options.response_limit,
+    }
+}

@@ -1,0 +1,200 @@
+//! websocket: RFC 6455 at `/<server>/<session>/websocket` with SockJS framing,
+//! and the raw endpoint `/websocket` for clients that are not sockjs-client
+//! (one websocket message per message, a real close frame for a close).
+//!
+//! Each websocket is a session of its own. Outgoing frames go through the
+//! session's receiver; this file reads the incoming side with actix-http's
+//! websocket codec and hands client messages to the session.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_codec::Decoder;
+use actix_http::ws::{self, CloseCode, CloseReason, Codec, Frame as WsFrame, Item, OpCode, Parser};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::super::Service;
+use super::super::frame::decode_messages;
+use super::super::http;
+use super::super::receiver::{Encoding, Kind, Receiver};
+use super::super::session::{Attach, ClientGone, FromClient, Session};
+use super::start_session;
+
+/// Which framing a websocket speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    SockJs,
+    Raw,
+}
+
+pub async fn websocket(
+    req: HttpRequest,
+    payload: web::Payload,
+    service: Arc<Service>,
+    framing: Framing,
+) -> HttpResponse {
+    if !service.options.websocket {
+        return http::not_found();
+    }
+    if req.method() != actix_web::http::Method::GET {
+        return http::method_not_allowed("GET");
+    }
+    if let Err(e) = ws::verify_handshake(req.head()) {
+        // The protocol's wording for the two cases clients get wrong most.
+        let text = match e {
+            ws::HandshakeError::NoWebsocketUpgrade => {
+                "Can \"Upgrade\" only to \"WebSocket\".".to_string()
+            }
+            ws::HandshakeError::NoConnectionUpgrade => {
+                "\"Connection\" must be \"Upgrade\".".to_string()
+            }
+            other => format!("Not a valid websocket request: {other}"),
+        };
+        return HttpResponse::BadRequest()
+            .content_type(http::PLAIN)
+            .body(text);
+    }
+    let key = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| ws::hash_key(k.as_bytes()));
+    let accept = key
+        .map(|k| HeaderValue::from_bytes(&k))
+        .and_then(Result::ok);
+    let Some(accept) = accept else {
+        return HttpResponse::BadRequest()
+            .content_type(http::PLAIN)
+            .body("Not a valid websocket request");
+    };
+    let addr = match start_session(&service) {
+        Ok(addr) => addr,
+        Err(e) => return e.response(),
+    };
+    let encoding = match framing {
+        Framing::SockJs => Encoding::WebSocket,
+        Framing::Raw => Encoding::RawWebSocket,
+    };
+    let (receiver, mut body) = Receiver::new(Kind::WebSocket, encoding, None);
+    let control = receiver.control_sender();
+    body.report_to(addr.clone());
+    addr.do_send(Attach(receiver));
+    let max = service.options.max_message_bytes;
+    actix_web::rt::spawn(read_client(payload, addr, control, framing, max));
+
+    HttpResponse::SwitchingProtocols()
+        .upgrade("websocket")
+        .insert_header((header::SEC_WEBSOCKET_ACCEPT, accept))
+        .streaming(body)
+}
+
+/// Reads the client's websocket frames until it closes, breaks the protocol
+/// or sends broken JSON; then the session ends.
+async fn read_client(
+    mut payload: web::Payload,
+    session: Addr<Session>,
+    control: mpsc::Sender<Bytes>,
+    framing: Framing,
+    max_message_bytes: usize,
+) {
+    let mut codec = Codec::new().max_size(max_message_bytes);
+    let mut buf = BytesMut::new();
+    let mut fragments: Option<BytesMut> = None;
+    'read: while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else { break };
+        buf.extend_from_slice(&chunk);
+        loop {
+            let frame = match codec.decode(&mut buf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("websocket protocol error: {e}");
+                    let code = match e {
+                        ws::ProtocolError::Overflow => CloseCode::Size,
+                        _ => CloseCode::Protocol,
+                    };
+                    send_close(&control, code);
+                    break 'read;
+                }
+            };
+            let text = match frame {
+                WsFrame::Text(bytes) | WsFrame::Binary(bytes) => bytes,
+                WsFrame::Continuation(item) => match item {
+                    Item::FirstText(b) | Item::FirstBinary(b) => {
+                        fragments = Some(BytesMut::from(&b[..]));
+                        continue;
+                    }
+                    Item::Continue(b) => {
+                        match fragments.as_mut() {
+                            Some(f) if f.len() + b.len() <= max_message_bytes => {
+                                f.extend_from_slice(&b)
+                            }
+                            _ => {
+                                send_close(&control, CloseCode::Size);
+                                break 'read;
+                            }
+                        }
+                        continue;
+                    }
+                    Item::Last(b) => match fragments.take() {
+                        Some(mut f) if f.len() + b.len() <= max_message_bytes => {
+                            f.extend_from_slice(&b);
+                            f.freeze()
+                        }
+                        _ => {
+                            send_close(&control, CloseCode::Size);
+                            break 'read;
+                        }
+                    },
+                },
+                WsFrame::Ping(p) => {
+                    let mut out = BytesMut::new();
+                    Parser::write_message(&mut out, p, OpCode::Pong, true, false);
+                    let _ = control.try_send(out.freeze());
+                    continue;
+                }
+                WsFrame::Pong(_) => continue,
+                WsFrame::Close(_) => {
+                    send_close(&control, CloseCode::Normal);
+                    break 'read;
+                }
+            };
+            let messages = match (framing, String::from_utf8(text.to_vec())) {
+                (_, Err(_)) => {
+                    log::warn!("websocket: message is not UTF-8, closing");
+                    send_close(&control, CloseCode::Invalid);
+                    break 'read;
+                }
+                (Framing::Raw, Ok(text)) => vec![text],
+                (Framing::SockJs, Ok(text)) if text.is_empty() => continue,
+                (Framing::SockJs, Ok(text)) => match decode_messages(text.as_bytes()) {
+                    Ok(messages) => messages,
+                    Err(e) => {
+                        log::warn!("websocket: {e} closing");
+                        break 'read;
+                    }
+                },
+            };
+            if !messages.is_empty() && session.send(FromClient(messages)).await.is_err() {
+                break 'read;
+            }
+        }
+    }
+    session.do_send(ClientGone);
+}
+
+fn send_close(control: &mpsc::Sender<Bytes>, code: CloseCode) {
+    let mut out = BytesMut::new();
+    Parser::write_close(
+        &mut out,
+        Some(CloseReason {
+            code,
+            description: None,
+        }),
+        false,
+    );
+    let _ = control.try_send(out.freeze());
+}

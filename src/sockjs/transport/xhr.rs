@@ -1,0 +1,55 @@
+//! xhr-polling: `POST /xhr` waits for one frame; `POST /xhr_send` carries client
+//! messages for every HTTP transport that cannot send on its own connection.
+
+use std::sync::Arc;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::super::Service;
+use super::super::http::{self, cors, jsessionid, no_cache};
+use super::super::receiver::{Encoding, Kind};
+use super::{open_receiver, send_to_session};
+
+pub async fn xhr(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpResponse {
+    match *req.method() {
+        Method::OPTIONS => http::preflight(&req, "OPTIONS, POST"),
+        Method::POST => {
+            match open_receiver(&service, id, Kind::Polling, Encoding::Newline, None).await {
+                Ok(body) => {
+                    let mut res = cors(&req, StatusCode::OK);
+                    jsessionid(&req, &service.options, &mut res);
+                    no_cache(&mut res)
+                        .content_type(http::JAVASCRIPT)
+                        .streaming(body)
+                }
+                Err(e) => e.response(),
+            }
+        }
+        _ => http::method_not_allowed("OPTIONS, POST"),
+    }
+}
+
+pub async fn xhr_send(
+    req: HttpRequest,
+    payload: web::Payload,
+    service: Arc<Service>,
+    id: &str,
+) -> HttpResponse {
+    match *req.method() {
+        Method::OPTIONS => http::preflight(&req, "OPTIONS, POST"),
+        Method::POST => {
+            let body = match http::read_body(payload, service.options.max_message_bytes).await {
+                Ok(body) => body,
+                Err(e) => return http::body_error(&req, &e),
+            };
+            if let Err(e) = send_to_session(&service, id, &body).await {
+                return e.response(&req);
+            }
+            let mut res = cors(&req, StatusCode::NO_CONTENT);
+            jsessionid(&req, &service.options, &mut res);
+            no_cache(&mut res).content_type(http::PLAIN).finish()
+        }
+        _ => http::method_not_allowed("OPTIONS, POST"),
+    }
+}
