@@ -68,6 +68,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         }
         app.default_service(web::to(dispatch))
     })
+    .on_connect(crate::sockjs::on_connect)
     .workers(config.workers)
     .shutdown_timeout(SHUTDOWN_TIMEOUT)
     .bind(&address)

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, Version};
 use actix_web::http::header::{self, HttpDate};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::{Bytes, BytesMut};
@@ -139,4 +139,22 @@ pub fn body_error(req: &HttpRequest, err: &BodyError) -> HttpResponse {
     log::warn!("{} {}: {err}", req.method(), req.path());
     let mut res = cors(req, status);
     no_cache(&mut res).content_type(PLAIN).body(err.to_string())
+}
+
+/// A streaming response: chunked for HTTP/1.1, one frame per chunk; for an
+/// HTTP/1.0 client raw bytes ended by closing the connection, since 1.0 has
+/// no chunked encoding.
+pub fn streaming<S>(req: &HttpRequest, mut res: HttpResponseBuilder, body: S) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
+{
+    let http10 = req.version() < Version::HTTP_11;
+    if http10 {
+        res.force_close();
+    }
+    let mut response = res.streaming(body);
+    if http10 {
+        response.head_mut().no_chunking(true);
+    }
+    response
 }

@@ -15,6 +15,7 @@
 
 pub mod frame;
 mod http;
+mod liveness;
 mod pages;
 mod receiver;
 mod registry;
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 use actix::Addr;
 
+pub use liveness::on_connect;
 pub use router::{Services, dispatch};
 
 /// The options of one SockJS service, named as in sockjs-node.

@@ -22,6 +22,7 @@ use futures_util::Stream;
 use tokio::sync::mpsc;
 
 use super::frame::{Frame, quote_into};
+use super::liveness::Peer;
 use super::session::{Detached, Session};
 
 /// Frames a receiver's channel holds before the session waits. Each frame may
@@ -64,6 +65,8 @@ pub struct Receiver {
     encoding: Encoding,
     tx: mpsc::Sender<Bytes>,
     sent: usize,
+    /// The HTTP connection, to notice a client that hung up.
+    pub peer: Option<Peer>,
 }
 
 /// What became of a write.
@@ -95,6 +98,7 @@ impl Receiver {
             encoding,
             tx,
             sent: 0,
+            peer: None,
         };
         (
             receiver,
@@ -108,7 +112,7 @@ impl Receiver {
 
     /// Whether the client end is gone.
     pub fn is_gone(&self) -> bool {
-        self.tx.is_closed()
+        self.tx.is_closed() || self.peer.is_some_and(|p| p.has_hung_up())
     }
 
     /// A sender for the transport's own control frames (websocket pongs).

@@ -20,6 +20,7 @@ pub async fn eventsource(req: HttpRequest, service: Arc<Service>, id: &str) -> H
     let prelude = Bytes::from_static(b"\r\n");
     match open_receiver(
         &service,
+        &req,
         id,
         streaming(&service),
         Encoding::EventSource,
@@ -30,9 +31,8 @@ pub async fn eventsource(req: HttpRequest, service: Arc<Service>, id: &str) -> H
         Ok(body) => {
             let mut res = cors(&req, StatusCode::OK);
             jsessionid(&req, &service.options, &mut res);
-            no_cache(&mut res)
-                .content_type(http::EVENT_STREAM)
-                .streaming(body)
+            no_cache(&mut res).content_type(http::EVENT_STREAM);
+                    http::streaming(&req, res, body)
         }
         Err(e) => e.response(),
     }

@@ -43,6 +43,7 @@ pub async fn htmlfile(req: HttpRequest, service: Arc<Service>, id: &str) -> Http
     };
     match open_receiver(
         &service,
+        &req,
         id,
         streaming(&service),
         Encoding::HtmlFile,
@@ -53,7 +54,8 @@ pub async fn htmlfile(req: HttpRequest, service: Arc<Service>, id: &str) -> Http
         Ok(body) => {
             let mut res = cors(&req, StatusCode::OK);
             jsessionid(&req, &service.options, &mut res);
-            no_cache(&mut res).content_type(http::HTML).streaming(body)
+            no_cache(&mut res).content_type(http::HTML);
+                    http::streaming(&req, res, body)
         }
         Err(e) => e.response(),
     }

@@ -25,6 +25,7 @@ pub async fn jsonp(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpRes
     };
     match open_receiver(
         &service,
+        &req,
         id,
         Kind::Polling,
         Encoding::Jsonp { callback },
@@ -35,9 +36,8 @@ pub async fn jsonp(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpRes
         Ok(body) => {
             let mut res = cors(&req, StatusCode::OK);
             jsessionid(&req, &service.options, &mut res);
-            no_cache(&mut res)
-                .content_type(http::JAVASCRIPT)
-                .streaming(body)
+            no_cache(&mut res).content_type(http::JAVASCRIPT);
+                    http::streaming(&req, res, body)
         }
         Err(e) => e.response(),
     }

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use super::Service;
 use super::frame::{PayloadError, decode_messages};
 use super::http;
+use super::liveness::Peer;
 use super::receiver::{Encoding, Kind, Receiver, ReceiverBody};
 use super::session::{Attach, FromClient, Registration, Session, Timing};
 
@@ -64,6 +65,7 @@ pub fn start_session(service: &Service) -> Result<Addr<Session>, OpenError> {
 /// is none, and returns the response body it feeds.
 pub async fn open_receiver(
     service: &Arc<Service>,
+    req: &HttpRequest,
     id: &str,
     kind: Kind,
     encoding: Encoding,
@@ -88,7 +90,8 @@ pub async fn open_receiver(
             );
             Ok(session.start())
         })?;
-        let (receiver, mut body) = Receiver::new(kind, encoding.clone(), prelude.clone());
+        let (mut receiver, mut body) = Receiver::new(kind, encoding.clone(), prelude.clone());
+        receiver.peer = Peer::of(req);
         body.report_to(addr.clone());
         if addr.send(Attach(receiver)).await.is_ok() {
             return Ok(body);

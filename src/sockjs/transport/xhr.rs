@@ -15,13 +15,12 @@ pub async fn xhr(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpRespo
     match *req.method() {
         Method::OPTIONS => http::preflight(&req, "OPTIONS, POST"),
         Method::POST => {
-            match open_receiver(&service, id, Kind::Polling, Encoding::Newline, None).await {
+            match open_receiver(&service, &req, id, Kind::Polling, Encoding::Newline, None).await {
                 Ok(body) => {
                     let mut res = cors(&req, StatusCode::OK);
                     jsessionid(&req, &service.options, &mut res);
-                    no_cache(&mut res)
-                        .content_type(http::JAVASCRIPT)
-                        .streaming(body)
+                    no_cache(&mut res).content_type(http::JAVASCRIPT);
+                    http::streaming(&req, res, body)
                 }
                 Err(e) => e.response(),
             }

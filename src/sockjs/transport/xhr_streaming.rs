@@ -26,6 +26,7 @@ pub async fn xhr_streaming(req: HttpRequest, service: Arc<Service>, id: &str) ->
         Method::POST => {
             match open_receiver(
                 &service,
+                &req,
                 id,
                 streaming(&service),
                 Encoding::Newline,
@@ -36,9 +37,8 @@ pub async fn xhr_streaming(req: HttpRequest, service: Arc<Service>, id: &str) ->
                 Ok(body) => {
                     let mut res = cors(&req, StatusCode::OK);
                     jsessionid(&req, &service.options, &mut res);
-                    no_cache(&mut res)
-                        .content_type(http::JAVASCRIPT)
-                        .streaming(body)
+                    no_cache(&mut res).content_type(http::JAVASCRIPT);
+                    http::streaming(&req, res, body)
                 }
                 Err(e) => e.response(),
             }
