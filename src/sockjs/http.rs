@@ -6,8 +6,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use actix_web::http::{StatusCode, Version};
 use actix_web::http::header::{self, HttpDate};
+use actix_web::http::{StatusCode, Version};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;

@@ -39,13 +39,23 @@ impl Peer {
         let mut byte = [0u8; 1];
         // SAFETY: recv on a descriptor with a valid 1-byte buffer; MSG_PEEK
         // leaves any data in place for actix, MSG_DONTWAIT never blocks.
-        let n = unsafe { libc::recv(self.0, byte.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+        let n = unsafe {
+            libc::recv(
+                self.0,
+                byte.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
         if n == 0 {
             return true;
         }
         if n < 0 {
             let err = std::io::Error::last_os_error();
-            return !matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted);
+            return !matches!(
+                err.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            );
         }
         false
     }

@@ -42,6 +42,8 @@ pub enum Encoding {
     Jsonp { callback: String },
     /// One websocket text message per frame.
     WebSocket,
+    /// `0x00 frame 0xFF`, the pre-RFC websocket (hixie-76).
+    Hixie76,
     /// No SockJS framing: one websocket text message per message, and a real
     /// websocket close frame for a close.
     RawWebSocket,
@@ -184,6 +186,16 @@ impl Receiver {
                     Parser::write_close(&mut out, Some(CloseCode::Normal.into()), false);
                 }
                 return out.freeze();
+            }
+            Encoding::Hixie76 => {
+                let mut out = vec![0x00];
+                frame.write_to(&mut text);
+                out.extend_from_slice(text.as_bytes());
+                out.push(0xff);
+                if let Frame::Close { .. } = frame {
+                    out.extend_from_slice(&[0xff, 0x00]);
+                }
+                return Bytes::from(out);
             }
             Encoding::RawWebSocket => {
                 let mut out = BytesMut::new();

@@ -32,7 +32,7 @@ pub async fn eventsource(req: HttpRequest, service: Arc<Service>, id: &str) -> H
             let mut res = cors(&req, StatusCode::OK);
             jsessionid(&req, &service.options, &mut res);
             no_cache(&mut res).content_type(http::EVENT_STREAM);
-                    http::streaming(&req, res, body)
+            http::streaming(&req, res, body)
         }
         Err(e) => e.response(),
     }

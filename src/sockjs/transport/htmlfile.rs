@@ -55,7 +55,7 @@ pub async fn htmlfile(req: HttpRequest, service: Arc<Service>, id: &str) -> Http
             let mut res = cors(&req, StatusCode::OK);
             jsessionid(&req, &service.options, &mut res);
             no_cache(&mut res).content_type(http::HTML);
-                    http::streaming(&req, res, body)
+            http::streaming(&req, res, body)
         }
         Err(e) => e.response(),
     }

@@ -37,7 +37,7 @@ pub async fn jsonp(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpRes
             let mut res = cors(&req, StatusCode::OK);
             jsessionid(&req, &service.options, &mut res);
             no_cache(&mut res).content_type(http::JAVASCRIPT);
-                    http::streaming(&req, res, body)
+            http::streaming(&req, res, body)
         }
         Err(e) => e.response(),
     }

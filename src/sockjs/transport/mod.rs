@@ -3,6 +3,7 @@
 //! sockjs-node; what they share is here.
 
 pub mod eventsource;
+pub mod hixie76;
 pub mod htmlfile;
 pub mod jsonp;
 pub mod websocket;

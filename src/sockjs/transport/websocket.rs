@@ -43,6 +43,9 @@ pub async fn websocket(
     if req.method() != actix_web::http::Method::GET {
         return http::method_not_allowed("GET");
     }
+    if framing == Framing::SockJs && super::hixie76::is_handshake(req.headers()) {
+        return super::hixie76::websocket(req, payload, service).await;
+    }
     if let Err(e) = ws::verify_handshake(req.head()) {
         // The protocol's wording for the two cases clients get wrong most.
         let text = match e {

@@ -1,0 +1,185 @@
+//! The pre-RFC websocket of 2010 (draft hixie-76), which the protocol suite
+//! still tests and some old proxies and clients speak.
+//!
+//! The handshake proves the server read the request: the client sends two
+//! keys in headers and eight bytes after them, and the server answers the MD5
+//! of the keys' numbers and those bytes. The client sends the eight bytes only
+//! after it has seen the response headers (the "haproxy" case), so the body
+//! waits for them before anything else. Frames are `0x00 text 0xFF`; a close is
+//! `0xFF 0x00`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use actix::Addr;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use tokio::sync::oneshot;
+
+use super::super::Service;
+use super::super::frame::decode_messages;
+use super::super::http;
+use super::super::receiver::{Encoding, Kind, Receiver, ReceiverBody};
+use super::super::session::{Attach, ClientGone, FromClient, Session};
+use super::start_session;
+
+/// Whether a request is a hixie-76 handshake.
+pub fn is_handshake(headers: &HeaderMap) -> bool {
+    headers.contains_key("sec-websocket-key1") && headers.contains_key("sec-websocket-key2")
+}
+
+/// The number a key stands for: its digits divided by its spaces.
+fn key_number(key: &str) -> Option<u32> {
+    let digits: String = key.chars().filter(char::is_ascii_digit).collect();
+    let spaces = key.chars().filter(|c| *c == ' ').count() as u64;
+    let n: u64 = digits.parse().ok()?;
+    if spaces == 0 || n % spaces != 0 {
+        return None;
+    }
+    u32::try_from(n / spaces).ok()
+}
+
+/// The 16 bytes that answer the challenge.
+pub fn challenge_response(key1: u32, key2: u32, key3: &[u8]) -> [u8; 16] {
+    let mut md5 = Md5::new();
+    md5.update(key1.to_be_bytes());
+    md5.update(key2.to_be_bytes());
+    md5.update(key3);
+    md5.finalize().into()
+}
+
+pub async fn websocket(
+    req: HttpRequest,
+    payload: web::Payload,
+    service: Arc<Service>,
+) -> HttpResponse {
+    let key = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(key_number)
+    };
+    let (Some(key1), Some(key2)) = (key("sec-websocket-key1"), key("sec-websocket-key2")) else {
+        return HttpResponse::BadRequest()
+            .content_type(http::PLAIN)
+            .body("Not a valid websocket request");
+    };
+    let addr = match start_session(&service) {
+        Ok(addr) => addr,
+        Err(e) => return e.response(),
+    };
+    let (receiver, mut body) = Receiver::new(Kind::WebSocket, Encoding::Hixie76, None);
+    body.report_to(addr.clone());
+    addr.do_send(Attach(receiver));
+    let (challenge_tx, challenge_rx) = oneshot::channel();
+    actix_web::rt::spawn(read_client(payload, addr, key1, key2, challenge_tx));
+
+    let host = req.connection_info().host().to_string();
+    let location = format!(
+        "ws://{host}{}",
+        req.uri().path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut res = HttpResponse::SwitchingProtocols();
+    res.upgrade("WebSocket")
+        .insert_header(("Sec-WebSocket-Location", location));
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        res.insert_header(("Sec-WebSocket-Origin", origin.clone()));
+    }
+    res.streaming(HixieBody {
+        challenge: Some(challenge_rx),
+        frames: body,
+    })
+}
+
+/// Reads the eight challenge bytes, then the client's frames.
+async fn read_client(
+    mut payload: web::Payload,
+    session: Addr<Session>,
+    key1: u32,
+    key2: u32,
+    challenge: oneshot::Sender<[u8; 16]>,
+) {
+    let mut buf = BytesMut::new();
+    let mut challenge = Some(challenge);
+    'read: while let Some(Ok(chunk)) = payload.next().await {
+        buf.extend_from_slice(&chunk);
+        if let Some(tx) = challenge.take() {
+            if buf.len() < 8 {
+                challenge = Some(tx);
+                continue;
+            }
+            let key3 = buf.split_to(8);
+            let _ = tx.send(challenge_response(key1, key2, &key3));
+        }
+        loop {
+            match buf.first() {
+                None => break,
+                Some(0x00) => {
+                    let Some(end) = buf.iter().position(|b| *b == 0xff) else {
+                        break;
+                    };
+                    let frame = buf.split_to(end + 1);
+                    let Ok(text) = std::str::from_utf8(&frame[1..end]) else {
+                        break 'read;
+                    };
+                    if text.is_empty() {
+                        continue;
+                    }
+                    match decode_messages(text.as_bytes()) {
+                        Ok(messages) if messages.is_empty() => {}
+                        Ok(messages) => {
+                            if session.send(FromClient(messages)).await.is_err() {
+                                break 'read;
+                            }
+                        }
+                        Err(_) => break 'read,
+                    }
+                }
+                // 0xFF 0x00 is a close; anything else is not this protocol.
+                Some(_) => break 'read,
+            }
+        }
+    }
+    session.do_send(ClientGone);
+}
+
+/// The response body: the challenge answer, then the session's frames.
+struct HixieBody {
+    challenge: Option<oneshot::Receiver<[u8; 16]>>,
+    frames: ReceiverBody,
+}
+
+impl Stream for HixieBody {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(challenge) = self.challenge.as_mut() {
+            let answer = std::task::ready!(Pin::new(challenge).poll(cx));
+            self.challenge = None;
+            return Poll::Ready(answer.ok().map(|a| Ok(Bytes::copy_from_slice(&a))));
+        }
+        Pin::new(&mut self.frames).poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_digits_divided_by_spaces() {
+        assert_eq!(key_number("4 @1  46546xW%0l 1 5"), Some(829_309_203));
+        assert_eq!(key_number("12998 5 Y3 1  .P00"), Some(259_970_620));
+        assert_eq!(key_number("123"), None);
+    }
+
+    #[test]
+    fn challenge_answer_is_the_md5_of_keys_and_body() {
+        let answer = challenge_response(829_309_203, 259_970_620, b"aaaaaaaa");
+        assert_eq!(&answer, b"\xca4\x00\xd8\xa5\x08G\x97,\xd5qZ\xba\xbfC{");
+    }
+}
