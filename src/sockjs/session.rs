@@ -219,13 +219,15 @@ impl Actor for Session {
         };
         self.app.on_open(self.key, handle);
         ctx.run_interval(self.timing.heartbeat_delay, |act, ctx| {
-            if act.state == State::Open && act.pending.is_empty() && !act.waiting_for_room {
-                if let Some(receiver) = act.receiver.as_mut() {
-                    match receiver.write(&Frame::Heartbeat) {
-                        Written::Open | Written::Full => {}
-                        Written::Done => act.let_go_of_receiver(ctx),
-                        Written::Gone => act.receiver_gone(ctx),
-                    }
+            if act.state == State::Open
+                && act.pending.is_empty()
+                && !act.waiting_for_room
+                && let Some(receiver) = act.receiver.as_mut()
+            {
+                match receiver.write(&Frame::Heartbeat) {
+                    Written::Open | Written::Full => {}
+                    Written::Done => act.let_go_of_receiver(ctx),
+                    Written::Gone => act.receiver_gone(ctx),
                 }
             }
         });

@@ -39,7 +39,7 @@ pub async fn htmlfile(req: HttpRequest, service: Arc<Service>, id: &str) -> Http
     }
     let callback = match callback(&req) {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(e) => return e.response(&req),
     };
     match open_receiver(
         &service,

@@ -21,7 +21,7 @@ pub async fn jsonp(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpRes
     }
     let callback = match callback(&req) {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(e) => return e.response(&req),
     };
     match open_receiver(
         &service,

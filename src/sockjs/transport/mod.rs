@@ -134,21 +134,35 @@ pub async fn send_to_session(service: &Service, id: &str, payload: &[u8]) -> Res
     Ok(())
 }
 
+/// Why a jsonp or htmlfile callback name was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("\"callback\" parameter required")]
+    Missing,
+    #[error("invalid \"callback\" parameter")]
+    Invalid,
+}
+
+impl CallbackError {
+    pub fn response(&self, req: &HttpRequest) -> HttpResponse {
+        http::error_500(req, &self.to_string())
+    }
+}
+
 /// The `c` query parameter of jsonp and htmlfile, checked so that it cannot
 /// inject script: letters, digits, `_`, `-` and `.` only.
-pub fn callback(req: &HttpRequest) -> Result<String, HttpResponse> {
+pub fn callback(req: &HttpRequest) -> Result<String, CallbackError> {
     let query: HashMap<String, String> =
         serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    match query.get("c") {
-        None => Err(http::error_500(req, "\"callback\" parameter required")),
-        Some(c) if c.is_empty() => Err(http::error_500(req, "\"callback\" parameter required")),
+    match query.get("c").filter(|c| !c.is_empty()) {
+        None => Err(CallbackError::Missing),
         Some(c)
             if c.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) =>
         {
             Ok(c.clone())
         }
-        Some(_) => Err(http::error_500(req, "invalid \"callback\" parameter")),
+        Some(_) => Err(CallbackError::Invalid),
     }
 }
 

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test of the project, installing what the tests need first:
+#   bash tests/all.sh
+# Rust unit and integration tests (real proxy, real zmq peers, real HTTP and
+# websockets over loopback), then the browser tests (real sockjs-client in
+# Debian's headless Chromium). One release build serves all of them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -f tests/browser/setup.sh ]; then
+  echo "== installing browser test dependencies (chromium, npm packages) if missing"
+  bash tests/browser/setup.sh
+fi
+
+echo "== building (release)"
+cargo build --release --all-targets --locked
+
+echo "== Rust tests"
+cargo test --release --locked 2>&1
+
+if [ -d tests/browser ] && ls tests/browser/*.test.mjs >/dev/null 2>&1; then
+  echo "== browser tests"
+  node --test --test-concurrency=1 tests/browser/
+fi
