@@ -63,6 +63,39 @@ pub struct Cli {
     #[arg(long)]
     pub workers: Option<usize>,
 
+    /// Largest client message or request body, in bytes (default 1 MiB).
+    #[arg(long)]
+    pub max_message_bytes: Option<usize>,
+
+    /// Most sessions held at once per service; new ones get 503 (default 100000).
+    #[arg(long)]
+    pub max_sessions: Option<usize>,
+
+    /// Outgoing messages a session holds for a slow client (default 1024).
+    #[arg(long)]
+    pub max_queue: Option<usize>,
+
+    /// Interval of SockJS heartbeat frames, in ms (default 25000).
+    #[arg(long)]
+    pub heartbeat_delay_ms: Option<u64>,
+
+    /// How long a session lives without a receiver, in ms (default 5000).
+    #[arg(long)]
+    pub disconnect_delay_ms: Option<u64>,
+
+    /// Serve /metrics and /healthz on this port instead of the HTTP port.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub metrics_port: Option<u16>,
+
+    /// Address of the --metrics-port listener (default 127.0.0.1).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub metrics_address: String,
+
+    /// How long shutdown may take, in ms: sessions are closed and backends told
+    /// within it (default 2000).
+    #[arg(long, default_value_t = 2000)]
+    pub shutdown_linger_ms: u64,
+
     /// Log debug information.
     #[arg(short = 'v', long)]
     pub verbose: bool,

@@ -79,6 +79,11 @@ pub struct Config {
     pub static_dirs: Vec<(String, PathBuf)>,
     /// A local sockjs-client file served at [`LOCAL_SOCKJS_URL`].
     pub sockjs_client: Option<PathBuf>,
+    /// A separate port for /metrics and /healthz.
+    pub metrics_port: Option<u16>,
+    pub metrics_address: String,
+    /// How long a graceful shutdown may take.
+    pub shutdown_linger: Duration,
 }
 
 /// One SockJS service and the 0MQ endpoints its backend talks to.
@@ -159,6 +164,7 @@ impl Config {
                 None => CDN_SOCKJS_URL.to_string(),
             });
 
+        let defaults = defaults_from_cli(cli, &global_sockjs_url)?;
         let services = match file_ref {
             Some(f) => {
                 if f.service.is_empty() {
@@ -166,17 +172,14 @@ impl Config {
                 }
                 f.service
                     .iter()
-                    .map(|s| service_from_file(s, &global_sockjs_url))
+                    .map(|s| service_from_file(s, &defaults))
                     .collect::<Result<Vec<_>, _>>()?
             }
             None => vec![ServiceConfig {
                 prefix: String::new(),
                 push: tcp_endpoint(&cli.address, cli.in_port)?,
                 pull: tcp_endpoint(&cli.address, cli.out_port)?,
-                options: sockjs::Options {
-                    sockjs_url: global_sockjs_url.clone(),
-                    ..sockjs::Options::default()
-                },
+                options: defaults,
             }],
         };
         check_unique(&services)?;
@@ -228,6 +231,13 @@ impl Config {
             services,
             static_dirs,
             sockjs_client,
+            metrics_port: cli.metrics_port,
+            metrics_address: cli.metrics_address.clone(),
+            shutdown_linger: millis(
+                "shutdown_linger_ms",
+                Some(cli.shutdown_linger_ms),
+                Duration::ZERO,
+            )?,
         })
     }
 }
@@ -248,11 +258,33 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
-fn service_from_file(
-    s: &FileService,
-    global_sockjs_url: &str,
-) -> Result<ServiceConfig, ConfigError> {
+/// The options every service starts from: the defaults, changed by CLI flags.
+fn defaults_from_cli(cli: &Cli, sockjs_url: &str) -> Result<sockjs::Options, ConfigError> {
     let d = sockjs::Options::default();
+    Ok(sockjs::Options {
+        max_message_bytes: positive(
+            "max_message_bytes",
+            cli.max_message_bytes.unwrap_or(d.max_message_bytes),
+        )?,
+        max_sessions: positive("max_sessions", cli.max_sessions.unwrap_or(d.max_sessions))?,
+        max_queue: positive("max_queue", cli.max_queue.unwrap_or(d.max_queue))?,
+        heartbeat_delay: millis(
+            "heartbeat_delay_ms",
+            cli.heartbeat_delay_ms,
+            d.heartbeat_delay,
+        )?,
+        disconnect_delay: millis(
+            "disconnect_delay_ms",
+            cli.disconnect_delay_ms,
+            d.disconnect_delay,
+        )?,
+        sockjs_url: sockjs_url.to_string(),
+        ..d
+    })
+}
+
+fn service_from_file(s: &FileService, d: &sockjs::Options) -> Result<ServiceConfig, ConfigError> {
+    let d = d.clone();
     let options = sockjs::Options {
         websocket: s.websocket.unwrap_or(d.websocket),
         cookie_needed: s.cookie_needed.unwrap_or(d.cookie_needed),
@@ -277,10 +309,7 @@ fn service_from_file(
         )?,
         max_sessions: positive("max_sessions", s.max_sessions.unwrap_or(d.max_sessions))?,
         origins: s.origins.clone().unwrap_or(d.origins),
-        sockjs_url: s
-            .sockjs_url
-            .clone()
-            .unwrap_or_else(|| global_sockjs_url.to_string()),
+        sockjs_url: s.sockjs_url.clone().unwrap_or(d.sockjs_url),
     };
     Ok(ServiceConfig {
         prefix: normalize_prefix(&s.prefix)?,

@@ -7,5 +7,7 @@
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod server;
+pub mod shutdown;
 pub mod sockjs;

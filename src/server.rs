@@ -2,9 +2,8 @@
 //! SockJS services, static directories and the local sockjs-client on one
 //! actix-web server, and runs it until SIGINT or SIGTERM.
 //!
-//! actix-web stops accepting on a signal and gives open requests
-//! `SHUTDOWN_TIMEOUT` to finish; the session actors stop with the system, which
-//! tells each service's backend `disconnect` for every session still open.
+//! On SIGTERM or SIGINT, [`shutdown`] closes every session, lets the backends
+//! hear each `disconnect`, and stops the server within the linger time.
 
 use std::sync::Arc;
 
@@ -13,6 +12,8 @@ use actix_web::{App, HttpServer, web};
 
 use crate::backend::{Backend, BackendError};
 use crate::config::{Config, LOCAL_SOCKJS_URL};
+use crate::metrics::{self, Sources};
+use crate::shutdown;
 use crate::sockjs::{Service, Services, dispatch};
 
 /// Seconds open requests get to finish after a shutdown signal.
@@ -35,21 +36,28 @@ pub enum ServerError {
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let zmq = tmq::Context::new();
     let mut services = Vec::new();
+    let mut sources = Sources::default();
     for s in &config.services {
         let backend = Backend::bind(&zmq, &s.push, &s.pull, &s.prefix)?;
-        services.push(Arc::new(Service::new(
-            s.prefix.clone(),
-            s.options.clone(),
-            backend,
-        )));
+        let options = s.options.clone();
+        let service = Arc::new(Service::new(s.prefix.clone(), options, backend.clone()));
+        sources.0.push((service.clone(), backend));
+        services.push(service);
     }
+    let backends: Vec<Arc<Backend>> = sources.0.iter().map(|(_, b)| b.clone()).collect();
     let services = web::Data::new(Services::new(services));
+    let metrics_here = config.metrics_port.is_none();
+    let metrics = metrics::configure(sources.clone());
     let static_dirs = config.static_dirs.clone();
     let sockjs_client = config.sockjs_client.clone();
 
+    let linger = config.shutdown_linger;
     let address = format!("{}:{}", config.http_address, config.http_port);
     let server = HttpServer::new(move || {
         let mut app = App::new().app_data(services.clone());
+        if metrics_here {
+            app = app.configure(metrics.clone());
+        }
         if let Some(path) = sockjs_client.clone() {
             app = app.route(
                 LOCAL_SOCKJS_URL,
@@ -71,20 +79,44 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     .on_connect(crate::sockjs::on_connect)
     .workers(config.workers)
     .shutdown_timeout(SHUTDOWN_TIMEOUT)
+    .disable_signals()
     .bind(&address)
     .map_err(|source| ServerError::Listen {
         address: address.clone(),
         source,
-    })?;
-
+    })?
+    .run();
     log::info!("SockJS listening on http://{address}/");
-    for s in &config.services {
-        log::info!(
-            "service {:?}: push {} pull {}",
-            if s.prefix.is_empty() { "/" } else { &s.prefix },
-            s.push,
-            s.pull
-        );
+
+    // Metrics on a port of their own when asked, to keep them off the public one.
+    let metrics_server = match config.metrics_port {
+        Some(port) => {
+            let address = format!("{}:{port}", config.metrics_address);
+            let configure = metrics::configure(sources);
+            let server = HttpServer::new(move || App::new().configure(configure.clone()))
+                .workers(1)
+                .disable_signals()
+                .bind(&address)
+                .map_err(|source| ServerError::Listen {
+                    address: address.clone(),
+                    source,
+                })?
+                .run();
+            log::info!("metrics on http://{address}/metrics");
+            Some(server)
+        }
+        None => None,
+    };
+    let handle = server.handle();
+    let metrics_handle = metrics_server.as_ref().map(|s| s.handle());
+    actix_web::rt::spawn(async move {
+        shutdown::on_signal(handle, backends, linger).await;
+        if let Some(h) = metrics_handle {
+            h.stop(true).await;
+        }
+    });
+    if let Some(m) = metrics_server {
+        actix_web::rt::spawn(m);
     }
-    server.run().await.map_err(ServerError::Run)
+    server.await.map_err(ServerError::Run)
 }

@@ -12,7 +12,7 @@ mod reader;
 mod writer;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -24,8 +24,10 @@ use frame::Event;
 pub const EVENT_QUEUE: usize = 65_536;
 /// 0MQ's own send/receive queue bound, in messages.
 const HWM: i32 = 100_000;
-/// How long unsent events may delay exit, in ms.
-const LINGER_MS: i32 = 1_000;
+/// How long 0MQ may go on sending after the proxy is done with a socket, in ms:
+/// the shutdown linger already waited for the queue, this only covers the last
+/// batch in flight.
+const LINGER_MS: i32 = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -53,6 +55,9 @@ pub struct Backend {
     name: String,
     sessions: Mutex<HashMap<SessionKey, SessionHandle>>,
     events: mpsc::Sender<Event>,
+    /// The writer holds events it took from the queue but has not yet handed
+    /// to 0MQ.
+    writer_busy: Arc<AtomicBool>,
     pub stats: Stats,
 }
 
@@ -92,6 +97,7 @@ impl Backend {
             },
             sessions: Mutex::default(),
             events,
+            writer_busy: Arc::default(),
             stats: Stats::default(),
         });
         log::info!(
@@ -101,6 +107,7 @@ impl Backend {
         actix_web::rt::spawn(writer::write_events(
             push_socket,
             queue,
+            backend.writer_busy.clone(),
             backend.name.clone(),
         ));
         actix_web::rt::spawn(reader::read_commands(pull_socket, backend.clone()));
@@ -129,6 +136,31 @@ impl Backend {
     /// Sessions open now.
     pub fn session_count(&self) -> usize {
         self.sessions().len()
+    }
+
+    /// Events waiting for the PUSH socket.
+    pub fn queue_depth(&self) -> usize {
+        EVENT_QUEUE - self.events.capacity()
+    }
+
+    /// Whether every event so far has been handed to 0MQ.
+    pub fn is_drained(&self) -> bool {
+        self.queue_depth() == 0 && !self.writer_busy.load(Ordering::Acquire)
+    }
+
+    /// Closes every session with a SockJS close frame; each then sends its
+    /// `disconnect` to the backend.
+    pub fn close_all(&self, code: u16, reason: &'static str) -> usize {
+        let all: Vec<SessionHandle> = self.sessions().values().cloned().collect();
+        for session in &all {
+            session.close(code, reason);
+        }
+        all.len()
+    }
+
+    /// The name used in logs and metrics: the service prefix.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 

@@ -16,6 +16,7 @@
 pub mod frame;
 mod http;
 mod liveness;
+pub mod metrics;
 mod pages;
 mod receiver;
 mod registry;
@@ -129,6 +130,7 @@ pub struct Service {
     pub app: Arc<dyn Application>,
     registry: Arc<registry::Registry>,
     open_sessions: Arc<AtomicUsize>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Service {
@@ -139,6 +141,7 @@ impl Service {
             app,
             registry: Arc::default(),
             open_sessions: Arc::new(AtomicUsize::new(0)),
+            metrics: Arc::default(),
         }
     }
 

@@ -16,9 +16,10 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::frame::Frame;
+use super::metrics::{DropReason, Metrics, Transport};
 use super::receiver::{Kind, Receiver, Written};
 use super::registry::Registry;
-use super::{Application, SessionHandle, SessionKey};
+use super::{Application, Service, SessionHandle, SessionKey};
 
 /// Close code and reason when the application closes a session.
 pub const GO_AWAY: (u16, &str) = (3000, "Go away!");
@@ -45,10 +46,10 @@ pub struct Registration {
 
 /// The settings a session needs, copied out of the service's options.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
-    pub heartbeat_delay: Duration,
-    pub disconnect_delay: Duration,
-    pub max_queue: usize,
+struct Timing {
+    heartbeat_delay: Duration,
+    disconnect_delay: Duration,
+    max_queue: usize,
 }
 
 pub struct Session {
@@ -57,6 +58,8 @@ pub struct Session {
     timing: Timing,
     registration: Option<Registration>,
     open_sessions: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+    transport: Transport,
     state: State,
     /// Messages waiting for a receiver, oldest first.
     pending: VecDeque<String>,
@@ -66,31 +69,35 @@ pub struct Session {
     expiry: Option<SpawnHandle>,
     /// Whether the application was told of the close.
     app_told_closed: bool,
-    /// Messages dropped because the queue was full or the session closed.
-    pub dropped: u64,
 }
 
 impl Session {
     pub fn new(
-        app: Arc<dyn Application>,
-        timing: Timing,
+        service: &Service,
+        transport: Transport,
         registration: Option<Registration>,
-        open_sessions: Arc<AtomicUsize>,
     ) -> Session {
-        open_sessions.fetch_add(1, Ordering::Relaxed);
+        service.open_sessions.fetch_add(1, Ordering::Relaxed);
+        service.metrics.session_opened(transport);
+        let options = &service.options;
         Session {
             key: SessionKey::next(),
-            app,
-            timing,
+            app: service.app.clone(),
+            timing: Timing {
+                heartbeat_delay: options.heartbeat_delay,
+                disconnect_delay: options.disconnect_delay,
+                max_queue: options.max_queue,
+            },
             registration,
-            open_sessions,
+            open_sessions: service.open_sessions.clone(),
+            metrics: service.metrics.clone(),
+            transport,
             state: State::New,
             pending: VecDeque::new(),
             receiver: None,
             waiting_for_room: false,
             expiry: None,
             app_told_closed: false,
-            dropped: 0,
         }
     }
 
@@ -112,6 +119,8 @@ impl Session {
                     let batch = self.pending.make_contiguous();
                     let w = receiver.write(&Frame::Messages(batch));
                     if !matches!(w, Written::Full | Written::Gone) {
+                        Metrics::add(&self.metrics.messages_out, batch.len());
+                        Metrics::add(&self.metrics.bytes_out, batch.iter().map(String::len).sum());
                         self.pending.clear();
                     }
                     w
@@ -247,6 +256,7 @@ impl Actor for Session {
             );
         }
         self.open_sessions.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.session_closed(self.transport);
     }
 }
 
@@ -310,7 +320,9 @@ impl Handler<FromClient> for Session {
             );
             return;
         }
+        Metrics::add(&self.metrics.messages_in, messages.len());
         for m in messages {
+            Metrics::add(&self.metrics.bytes_in, m.len());
             self.app.on_message(self.key, m);
         }
     }
@@ -326,12 +338,12 @@ impl Handler<Deliver> for Session {
 
     fn handle(&mut self, Deliver(message): Deliver, ctx: &mut Context<Self>) {
         if matches!(self.state, State::Closed { .. }) {
-            self.dropped += 1;
+            self.metrics.count_drop(DropReason::SessionClosed);
             log::warn!("session {} is closed: message dropped", self.key);
             return;
         }
         if self.pending.len() >= self.timing.max_queue {
-            self.dropped += 1;
+            self.metrics.count_drop(DropReason::QueueFull);
             log::warn!(
                 "session {}: outgoing queue full ({} messages): closing it",
                 self.key,

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::super::Service;
 use super::super::http::{self, cors, jsessionid, no_cache};
+use super::super::metrics::Transport;
 use super::super::receiver::Encoding;
 use super::{open_receiver, streaming};
 
@@ -22,6 +23,7 @@ pub async fn eventsource(req: HttpRequest, service: Arc<Service>, id: &str) -> H
         &service,
         &req,
         id,
+        Transport::EventSource,
         streaming(&service),
         Encoding::EventSource,
         Some(prelude),

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use super::super::Service;
 use super::super::frame::decode_messages;
 use super::super::http;
+use super::super::metrics::Transport;
 use super::super::receiver::{Encoding, Kind, Receiver, ReceiverBody};
 use super::super::session::{Attach, ClientGone, FromClient, Session};
 use super::start_session;
@@ -68,7 +69,7 @@ pub async fn websocket(
             .content_type(http::PLAIN)
             .body("Not a valid websocket request");
     };
-    let addr = match start_session(&service) {
+    let addr = match start_session(&service, Transport::Websocket) {
         Ok(addr) => addr,
         Err(e) => return e.response(),
     };

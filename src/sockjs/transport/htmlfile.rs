@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::super::Service;
 use super::super::http::{self, cors, jsessionid, no_cache};
+use super::super::metrics::Transport;
 use super::super::receiver::Encoding;
 use super::{callback, open_receiver, streaming};
 
@@ -45,6 +46,7 @@ pub async fn htmlfile(req: HttpRequest, service: Arc<Service>, id: &str) -> Http
         &service,
         &req,
         id,
+        Transport::HtmlFile,
         streaming(&service),
         Encoding::HtmlFile,
         Some(prelude(&callback)),

@@ -12,6 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::super::Service;
 use super::super::frame::PayloadError;
 use super::super::http::{self, cors, jsessionid, no_cache};
+use super::super::metrics::Transport;
 use super::super::receiver::{Encoding, Kind};
 use super::{SendError, callback, open_receiver, send_to_session};
 
@@ -27,6 +28,7 @@ pub async fn jsonp(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpRes
         &service,
         &req,
         id,
+        Transport::Jsonp,
         Kind::Polling,
         Encoding::Jsonp { callback },
         None,

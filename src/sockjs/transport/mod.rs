@@ -21,8 +21,9 @@ use super::Service;
 use super::frame::{PayloadError, decode_messages};
 use super::http;
 use super::liveness::Peer;
+use super::metrics::{Metrics, Transport};
 use super::receiver::{Encoding, Kind, Receiver, ReceiverBody};
-use super::session::{Attach, FromClient, Registration, Session, Timing};
+use super::session::{Attach, FromClient, Registration, Session};
 
 /// Why a request could not get a receiver.
 #[derive(Debug, thiserror::Error)]
@@ -40,26 +41,18 @@ impl OpenError {
     }
 }
 
-pub fn timing(service: &Service) -> Timing {
-    Timing {
-        heartbeat_delay: service.options.heartbeat_delay,
-        disconnect_delay: service.options.disconnect_delay,
-        max_queue: service.options.max_queue,
-    }
+/// Starts a session that no URL id names (websockets).
+pub fn start_session(service: &Service, transport: Transport) -> Result<Addr<Session>, OpenError> {
+    check_capacity(service)?;
+    Ok(Session::new(service, transport, None).start())
 }
 
-/// Starts a session that no URL id names (websockets).
-pub fn start_session(service: &Service) -> Result<Addr<Session>, OpenError> {
+fn check_capacity(service: &Service) -> Result<(), OpenError> {
     if service.open_sessions() >= service.options.max_sessions {
+        Metrics::add(&service.metrics.sessions_refused, 1);
         return Err(OpenError::TooManySessions(service.options.max_sessions));
     }
-    Ok(Session::new(
-        service.app.clone(),
-        timing(service),
-        None,
-        service.open_sessions.clone(),
-    )
-    .start())
+    Ok(())
 }
 
 /// Attaches a new receiver to the session `id`, creating the session if there
@@ -68,6 +61,7 @@ pub async fn open_receiver(
     service: &Arc<Service>,
     req: &HttpRequest,
     id: &str,
+    transport: Transport,
     kind: Kind,
     encoding: Encoding,
     prelude: Option<Bytes>,
@@ -76,20 +70,12 @@ pub async fn open_receiver(
     // round makes a new one.
     for _ in 0..2 {
         let addr = service.registry.get_or_create(id, || {
-            if service.open_sessions() >= service.options.max_sessions {
-                return Err(OpenError::TooManySessions(service.options.max_sessions));
-            }
+            check_capacity(service)?;
             let registration = Registration {
                 id: id.to_string(),
                 registry: service.registry.clone(),
             };
-            let session = Session::new(
-                service.app.clone(),
-                timing(service),
-                Some(registration),
-                service.open_sessions.clone(),
-            );
-            Ok(session.start())
+            Ok(Session::new(service, transport, Some(registration)).start())
         })?;
         let (mut receiver, mut body) = Receiver::new(kind, encoding.clone(), prelude.clone());
         receiver.peer = Peer::of(req);

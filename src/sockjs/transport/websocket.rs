@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use super::super::Service;
 use super::super::frame::decode_messages;
 use super::super::http;
+use super::super::metrics::Transport;
 use super::super::receiver::{Encoding, Kind, Receiver};
 use super::super::session::{Attach, ClientGone, FromClient, Session};
 use super::start_session;
@@ -73,13 +74,13 @@ pub async fn websocket(
             .content_type(http::PLAIN)
             .body("Not a valid websocket request");
     };
-    let addr = match start_session(&service) {
+    let (encoding, transport) = match framing {
+        Framing::SockJs => (Encoding::WebSocket, Transport::Websocket),
+        Framing::Raw => (Encoding::RawWebSocket, Transport::RawWebsocket),
+    };
+    let addr = match start_session(&service, transport) {
         Ok(addr) => addr,
         Err(e) => return e.response(),
-    };
-    let encoding = match framing {
-        Framing::SockJs => Encoding::WebSocket,
-        Framing::Raw => Encoding::RawWebSocket,
     };
     let (receiver, mut body) = Receiver::new(Kind::WebSocket, encoding, None);
     let control = receiver.control_sender();

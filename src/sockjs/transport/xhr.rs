@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::super::Service;
 use super::super::http::{self, cors, jsessionid, no_cache};
+use super::super::metrics::Transport;
 use super::super::receiver::{Encoding, Kind};
 use super::{open_receiver, send_to_session};
 
@@ -15,7 +16,17 @@ pub async fn xhr(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpRespo
     match *req.method() {
         Method::OPTIONS => http::preflight(&req, "OPTIONS, POST"),
         Method::POST => {
-            match open_receiver(&service, &req, id, Kind::Polling, Encoding::Newline, None).await {
+            match open_receiver(
+                &service,
+                &req,
+                id,
+                Transport::Xhr,
+                Kind::Polling,
+                Encoding::Newline,
+                None,
+            )
+            .await
+            {
                 Ok(body) => {
                     let mut res = cors(&req, StatusCode::OK);
                     jsessionid(&req, &service.options, &mut res);

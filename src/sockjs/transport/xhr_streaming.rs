@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::super::Service;
 use super::super::http::{self, cors, jsessionid, no_cache};
+use super::super::metrics::Transport;
 use super::super::receiver::Encoding;
 use super::{open_receiver, streaming};
 
@@ -28,6 +29,7 @@ pub async fn xhr_streaming(req: HttpRequest, service: Arc<Service>, id: &str) ->
                 &service,
                 &req,
                 id,
+                Transport::XhrStreaming,
                 streaming(&service),
                 Encoding::Newline,
                 Some(prelude()),
