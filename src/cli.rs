@@ -83,6 +83,16 @@ pub struct Cli {
     #[arg(long)]
     pub disconnect_delay_ms: Option<u64>,
 
+    /// An origin allowed to use the services (repeatable; default: any).
+    /// Requests with another `Origin` header get 403.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origins: Vec<String>,
+
+    /// Websocket ping interval in ms; a connection missing a pong is closed.
+    /// 0 turns pings off (default 30000).
+    #[arg(long)]
+    pub websocket_ping_ms: Option<u64>,
+
     /// Serve /metrics and /healthz on this port instead of the HTTP port.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub metrics_port: Option<u16>,

@@ -136,6 +136,8 @@ struct FileService {
     max_sessions: Option<usize>,
     origins: Option<Vec<String>>,
     sockjs_url: Option<String>,
+    allow_origins: Option<Vec<String>>,
+    websocket_ping_ms: Option<u64>,
 }
 
 impl Config {
@@ -279,6 +281,11 @@ fn defaults_from_cli(cli: &Cli, sockjs_url: &str) -> Result<sockjs::Options, Con
             d.disconnect_delay,
         )?,
         sockjs_url: sockjs_url.to_string(),
+        allow_origins: cli.allow_origins.clone(),
+        websocket_ping: match cli.websocket_ping_ms {
+            Some(0) => None,
+            ms => Some(millis("websocket_ping_ms", ms, Duration::from_secs(30))?),
+        },
         ..d
     })
 }
@@ -310,6 +317,12 @@ fn service_from_file(s: &FileService, d: &sockjs::Options) -> Result<ServiceConf
         max_sessions: positive("max_sessions", s.max_sessions.unwrap_or(d.max_sessions))?,
         origins: s.origins.clone().unwrap_or(d.origins),
         sockjs_url: s.sockjs_url.clone().unwrap_or(d.sockjs_url),
+        allow_origins: s.allow_origins.clone().unwrap_or(d.allow_origins),
+        websocket_ping: match s.websocket_ping_ms {
+            None => d.websocket_ping,
+            Some(0) => None,
+            ms => Some(millis("websocket_ping_ms", ms, Duration::ZERO)?),
+        },
     };
     Ok(ServiceConfig {
         prefix: normalize_prefix(&s.prefix)?,

@@ -57,6 +57,22 @@ pub struct Options {
     pub origins: Vec<String>,
     /// Where the iframe page loads sockjs-client from.
     pub sockjs_url: String,
+    /// Origins allowed to use the service (exact `scheme://host[:port]`, or
+    /// `*`); empty means any, as SockJS expects by default.
+    pub allow_origins: Vec<String>,
+    /// Websocket ping interval; a connection missing a pong is closed.
+    pub websocket_ping: Option<Duration>,
+}
+
+impl Options {
+    /// Whether a request with this `Origin` header may use the service.
+    pub fn origin_allowed(&self, origin: &[u8]) -> bool {
+        self.allow_origins.is_empty()
+            || self
+                .allow_origins
+                .iter()
+                .any(|o| o == "*" || o.as_bytes() == origin)
+    }
 }
 
 impl Default for Options {
@@ -72,6 +88,8 @@ impl Default for Options {
             max_sessions: 100_000,
             origins: vec!["*:*".to_string()],
             sockjs_url: crate::config::CDN_SOCKJS_URL.to_string(),
+            allow_origins: Vec::new(),
+            websocket_ping: Some(Duration::from_secs(30)),
         }
     }
 }

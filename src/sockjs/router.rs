@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::transport::{eventsource, htmlfile, jsonp, websocket, xhr, xhr_streaming};
@@ -52,6 +53,18 @@ pub async fn dispatch(
         return http::not_found();
     };
     let service = service.clone();
+    if let Some(origin) = req.headers().get(header::ORIGIN)
+        && !service.options.origin_allowed(origin.as_bytes())
+    {
+        log::warn!(
+            "{} {}: origin {origin:?} not allowed",
+            req.method(),
+            req.path()
+        );
+        return HttpResponse::Forbidden()
+            .content_type(http::PLAIN)
+            .body("Origin not allowed");
+    }
     match rest {
         "" | "/" => pages::greeting(&req),
         "/info" => pages::info(&req, &service),
@@ -64,11 +77,18 @@ pub async fn dispatch(
     }
 }
 
+/// Longest server or session id accepted.
+const MAX_ID_LEN: usize = 128;
+
 /// Splits `/<server>/<session>/<transport>`.
 fn session_path(rest: &str) -> Option<(&str, &str)> {
     let mut parts = rest.strip_prefix('/')?.split('/');
     let (server, session, transport) = (parts.next()?, parts.next()?, parts.next()?);
-    let valid = |s: &str| !s.is_empty() && !s.contains('.');
+    // Ids are the client's choice; keep them short and printable so that
+    // they are safe in logs and maps.
+    let valid = |s: &str| {
+        (1..=MAX_ID_LEN).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic() && b != b'.')
+    };
     (parts.next().is_none() && valid(server) && valid(session)).then_some((session, transport))
 }
 

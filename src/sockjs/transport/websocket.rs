@@ -7,6 +7,7 @@
 //! websocket codec and hands client messages to the session.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Addr;
 use actix_codec::Decoder;
@@ -87,7 +88,8 @@ pub async fn websocket(
     body.report_to(addr.clone());
     addr.do_send(Attach(receiver));
     let max = service.options.max_message_bytes;
-    actix_web::rt::spawn(read_client(payload, addr, control, framing, max));
+    let ping = service.options.websocket_ping;
+    actix_web::rt::spawn(read_client(payload, addr, control, framing, max, ping));
 
     HttpResponse::SwitchingProtocols()
         .upgrade("websocket")
@@ -103,12 +105,25 @@ async fn read_client(
     control: mpsc::Sender<Bytes>,
     framing: Framing,
     max_message_bytes: usize,
+    ping: Option<Duration>,
 ) {
     let mut codec = Codec::new().max_size(max_message_bytes);
     let mut buf = BytesMut::new();
     let mut fragments: Option<BytesMut> = None;
-    'read: while let Some(chunk) = payload.next().await {
-        let Ok(chunk) = chunk else { break };
+    let mut keepalive = Keepalive::new(ping);
+    'read: loop {
+        let chunk = tokio::select! {
+            chunk = payload.next() => chunk,
+            () = keepalive.tick() => {
+                if !keepalive.ping(&control) {
+                    log::info!("websocket: no pong within {ping:?}, closing");
+                    send_close(&control, CloseCode::Away);
+                    break 'read;
+                }
+                continue;
+            }
+        };
+        let Some(Ok(chunk)) = chunk else { break };
         buf.extend_from_slice(&chunk);
         loop {
             let frame = match codec.decode(&mut buf) {
@@ -160,7 +175,10 @@ async fn read_client(
                     let _ = control.try_send(out.freeze());
                     continue;
                 }
-                WsFrame::Pong(_) => continue,
+                WsFrame::Pong(_) => {
+                    keepalive.pong();
+                    continue;
+                }
                 WsFrame::Close(_) => {
                     send_close(&control, CloseCode::Normal);
                     break 'read;
@@ -188,6 +206,54 @@ async fn read_client(
         }
     }
     session.do_send(ClientGone);
+}
+
+/// Websocket pings beside SockJS heartbeats: a connection that does not
+/// answer one ping before the next is due is closed, so that dead peers behind
+/// NATs and proxies do not hold sessions.
+struct Keepalive {
+    interval: Option<tokio::time::Interval>,
+    awaiting_pong: bool,
+}
+
+impl Keepalive {
+    fn new(every: Option<Duration>) -> Keepalive {
+        let interval = every.map(|d| {
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        Keepalive {
+            interval,
+            awaiting_pong: false,
+        }
+    }
+
+    /// Resolves when a ping is due; never when pings are off.
+    async fn tick(&mut self) {
+        match self.interval.as_mut() {
+            Some(i) => {
+                i.tick().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Sends a ping; false when the last one was never answered.
+    fn ping(&mut self, control: &mpsc::Sender<Bytes>) -> bool {
+        if self.awaiting_pong {
+            return false;
+        }
+        let mut out = BytesMut::new();
+        Parser::write_message(&mut out, b"", OpCode::Ping, true, false);
+        let _ = control.try_send(out.freeze());
+        self.awaiting_pong = true;
+        true
+    }
+
+    fn pong(&mut self) {
+        self.awaiting_pong = false;
+    }
 }
 
 fn send_close(control: &mpsc::Sender<Bytes>, code: CloseCode) {
