@@ -97,12 +97,12 @@ pub struct Cli {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub metrics_port: Option<u16>,
 
-    /// Address of the --metrics-port listener (default 127.0.0.1).
+    /// Address of the --metrics-port listener.
     #[arg(long, default_value = "127.0.0.1")]
     pub metrics_address: String,
 
     /// How long shutdown may take, in ms: sessions are closed and backends told
-    /// within it (default 2000).
+    /// within it.
     #[arg(long, default_value_t = 2000)]
     pub shutdown_linger_ms: u64,
 
