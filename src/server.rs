@@ -5,7 +5,7 @@
 //! On SIGTERM or SIGINT, [`shutdown`] closes every session, lets the backends
 //! hear each `disconnect`, and stops the server within the linger time.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix_files::{Files, NamedFile};
 use actix_web::{App, HttpServer, web};
@@ -37,8 +37,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let zmq = tmq::Context::new();
     let mut services = Vec::new();
     let mut sources = Sources::default();
+    let mut unstarted = Vec::new();
     for s in &config.services {
-        let backend = Backend::bind(&zmq, &s.push, &s.pull, &s.prefix)?;
+        let (backend, sockets) = Backend::bind(&zmq, &s.push, &s.pull, &s.prefix)?;
+        unstarted.push((backend.clone(), sockets));
         let options = s.options.clone();
         let service = Arc::new(Service::new(s.prefix.clone(), options, backend.clone()));
         sources.0.push((service.clone(), backend));
@@ -53,7 +55,19 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 
     let linger = config.shutdown_linger;
     let address = format!("{}:{}", config.http_address, config.http_port);
+    // The first worker to start runs the backends' socket tasks (see
+    // `Backend::start`); with one worker, everything shares one thread.
+    let unstarted = Arc::new(Mutex::new(unstarted));
     let server = HttpServer::new(move || {
+        for (backend, sockets) in unstarted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            if let Err(e) = backend.start(sockets) {
+                log::error!("{e}");
+            }
+        }
         let mut app = App::new().app_data(services.clone());
         if metrics_here {
             app = app.configure(metrics.clone());

@@ -37,6 +37,12 @@ pub enum BackendError {
         endpoint: String,
         source: tmq::TmqError,
     },
+    #[error("service {name}: cannot start the {kind} socket: {source}")]
+    Start {
+        kind: &'static str,
+        name: String,
+        source: tmq::TmqError,
+    },
 }
 
 /// Counters of what went wrong, for logs and metrics.
@@ -61,33 +67,39 @@ pub struct Backend {
     pub stats: Stats,
 }
 
+/// Bound sockets whose tasks have not started yet; see [`Backend::start`].
+pub struct Sockets {
+    push: zmq::Socket,
+    pull: zmq::Socket,
+    queue: mpsc::Receiver<Event>,
+}
+
 impl Backend {
-    /// Binds both sockets and starts their tasks. Must run inside the actix
-    /// system (tmq registers its sockets with the running tokio reactor).
+    /// Binds both sockets, so that a bad endpoint or a port in use is an error
+    /// at start-up. Their tasks start with [`Backend::start`].
     pub fn bind(
-        zmq: &tmq::Context,
+        zmq: &zmq::Context,
         push: &str,
         pull: &str,
         name: &str,
-    ) -> Result<Arc<Backend>, BackendError> {
-        let push_socket = tmq::push(zmq)
-            .set_linger(LINGER_MS)
-            .set_sndhwm(HWM)
-            .bind(push)
-            .map_err(|source| BackendError::Bind {
-                kind: "PUSH",
-                endpoint: push.to_string(),
-                source,
-            })?;
-        let pull_socket = tmq::pull(zmq)
-            .set_linger(0)
-            .set_rcvhwm(HWM)
-            .bind(pull)
-            .map_err(|source| BackendError::Bind {
-                kind: "PULL",
-                endpoint: pull.to_string(),
-                source,
-            })?;
+    ) -> Result<(Arc<Backend>, Sockets), BackendError> {
+        let bind = |kind: &'static str, socket_type, endpoint: &str, hwm: i32, linger: i32| {
+            let err = |e: zmq::Error| BackendError::Bind {
+                kind,
+                endpoint: endpoint.to_string(),
+                source: e.into(),
+            };
+            let socket = zmq.socket(socket_type).map_err(err)?;
+            socket.set_linger(linger).map_err(err)?;
+            match socket_type {
+                zmq::PUSH => socket.set_sndhwm(hwm).map_err(err)?,
+                _ => socket.set_rcvhwm(hwm).map_err(err)?,
+            }
+            socket.bind(endpoint).map_err(err)?;
+            Ok::<_, BackendError>(socket)
+        };
+        let push_socket = bind("PUSH", zmq::PUSH, push, HWM, LINGER_MS)?;
+        let pull_socket = bind("PULL", zmq::PULL, pull, HWM, 0)?;
         let (events, queue) = mpsc::channel(EVENT_QUEUE);
         let backend = Arc::new(Backend {
             name: if name.is_empty() {
@@ -104,14 +116,39 @@ impl Backend {
             "service {}: PUSH bound to {push}, PULL bound to {pull}",
             backend.name
         );
+        Ok((
+            backend,
+            Sockets {
+                push: push_socket,
+                pull: pull_socket,
+                queue,
+            },
+        ))
+    }
+
+    /// Starts the writer and reader tasks on the current thread. The server
+    /// calls this on an HTTP worker, so that with one worker the sessions and
+    /// the sockets share a thread and no message crosses threads.
+    pub fn start(self: &Arc<Self>, sockets: Sockets) -> Result<(), BackendError> {
+        use tmq::FromZmqSocket;
+        let err = |kind, source| BackendError::Start {
+            kind,
+            name: self.name.clone(),
+            source,
+        };
+        let push = tmq::push::Push::from_zmq_socket(sockets.push).map_err(|e| err("PUSH", e))?;
+        let pull = tmq::pull::Pull::from_zmq_socket(sockets.pull).map_err(|e| err("PULL", e))?;
+        let busy = self.writer_busy.clone();
         actix_web::rt::spawn(writer::write_events(
-            push_socket,
-            queue,
-            backend.writer_busy.clone(),
-            backend.name.clone(),
+            push,
+            sockets.queue,
+            busy,
+            self.name.clone(),
         ));
-        actix_web::rt::spawn(reader::read_commands(pull_socket, backend.clone()));
-        Ok(backend)
+        actix_web::rt::spawn(reader::read_commands(pull, self.clone()));
+        let thread = std::thread::current();
+        log::debug!("service {}: socket tasks on thread {:?}", self.name, thread.name());
+        Ok(())
     }
 
     fn send_event(&self, event: Event) {

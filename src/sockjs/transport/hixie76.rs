@@ -25,7 +25,7 @@ use super::super::frame::decode_messages;
 use super::super::http;
 use super::super::metrics::Transport;
 use super::super::receiver::{Encoding, Kind, Receiver, ReceiverBody};
-use super::super::session::{Attach, ClientGone, FromClient, Session};
+use super::super::session::{Attach, ClientGone, Session};
 use super::start_session;
 
 /// Whether a request is a hixie-76 handshake.
@@ -133,7 +133,7 @@ async fn read_client(
                     match decode_messages(text.as_bytes()) {
                         Ok(messages) if messages.is_empty() => {}
                         Ok(messages) => {
-                            if session.send(FromClient(messages)).await.is_err() {
+                            if !super::websocket::deliver(&session, messages).await {
                                 break 'read;
                             }
                         }

@@ -200,12 +200,23 @@ async fn read_client(
                     }
                 },
             };
-            if !messages.is_empty() && session.send(FromClient(messages)).await.is_err() {
+            if !messages.is_empty() && !deliver(&session, messages).await {
                 break 'read;
             }
         }
     }
     session.do_send(ClientGone);
+}
+
+/// Hands client messages to the session. The mailbox is bounded: when it is
+/// full the reader waits, which stops reading the socket and so pushes back on
+/// the client, instead of buffering without end. False when the session is gone.
+pub async fn deliver(session: &Addr<Session>, messages: Vec<String>) -> bool {
+    match session.try_send(FromClient(messages)) {
+        Ok(()) => true,
+        Err(actix::prelude::SendError::Full(msg)) => session.send(msg).await.is_ok(),
+        Err(actix::prelude::SendError::Closed(_)) => false,
+    }
 }
 
 /// Websocket pings beside SockJS heartbeats: a connection that does not
