@@ -88,6 +88,11 @@ pub struct Cli {
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origins: Vec<String>,
 
+    /// A reverse proxy (IP address, repeatable) whose X-Forwarded-For header
+    /// gives the client address in logs and to access control.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Websocket ping interval in ms; a connection missing a pong is closed.
     /// 0 turns pings off (default 30000).
     #[arg(long)]

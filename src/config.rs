@@ -282,6 +282,7 @@ fn defaults_from_cli(cli: &Cli, sockjs_url: &str) -> Result<sockjs::Options, Con
         )?,
         sockjs_url: sockjs_url.to_string(),
         allow_origins: cli.allow_origins.clone(),
+        trusted_proxies: cli.trusted_proxies.clone(),
         websocket_ping: match cli.websocket_ping_ms {
             Some(0) => None,
             ms => Some(millis("websocket_ping_ms", ms, Duration::from_secs(30))?),
@@ -318,6 +319,7 @@ fn service_from_file(s: &FileService, d: &sockjs::Options) -> Result<ServiceConf
         origins: s.origins.clone().unwrap_or(d.origins),
         sockjs_url: s.sockjs_url.clone().unwrap_or(d.sockjs_url),
         allow_origins: s.allow_origins.clone().unwrap_or(d.allow_origins),
+        trusted_proxies: d.trusted_proxies,
         websocket_ping: match s.websocket_ping_ms {
             None => d.websocket_ping,
             Some(0) => None,

@@ -147,7 +147,11 @@ impl Backend {
         ));
         actix_web::rt::spawn(reader::read_commands(pull, self.clone()));
         let thread = std::thread::current();
-        log::debug!("service {}: socket tasks on thread {:?}", self.name, thread.name());
+        log::debug!(
+            "service {}: socket tasks on thread {:?}",
+            self.name,
+            thread.name()
+        );
         Ok(())
     }
 

@@ -158,3 +158,27 @@ where
     }
     response
 }
+
+/// The client's address: the TCP peer, or, when the peer is one of the
+/// `trusted` reverse proxies, the last address in `X-Forwarded-For` that is
+/// not itself a trusted proxy. Untrusted peers cannot spoof it.
+pub fn client_address(req: &HttpRequest, trusted: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(','))
+        .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+        .collect::<Vec<_>>();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|a| !trusted.contains(a))
+            .unwrap_or(peer),
+    )
+}

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use actix::Addr;
 
+pub use http::client_address;
 pub use liveness::on_connect;
 pub use router::{Services, dispatch};
 
@@ -62,6 +63,8 @@ pub struct Options {
     pub allow_origins: Vec<String>,
     /// Websocket ping interval; a connection missing a pong is closed.
     pub websocket_ping: Option<Duration>,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Options {
@@ -90,6 +93,7 @@ impl Default for Options {
             sockjs_url: crate::config::CDN_SOCKJS_URL.to_string(),
             allow_origins: Vec::new(),
             websocket_ping: Some(Duration::from_secs(30)),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -53,6 +53,10 @@ pub async fn dispatch(
         return http::not_found();
     };
     let service = service.clone();
+    if log::log_enabled!(log::Level::Debug) {
+        let client = http::client_address(&req, &service.options.trusted_proxies);
+        log::debug!("{} {} from {client:?}", req.method(), req.path());
+    }
     if let Some(origin) = req.headers().get(header::ORIGIN)
         && !service.options.origin_allowed(origin.as_bytes())
     {
