@@ -84,6 +84,8 @@ pub struct Config {
     pub metrics_address: String,
     /// How long a graceful shutdown may take.
     pub shutdown_linger: Duration,
+    /// Certificate chain and key files for HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// One SockJS service and the 0MQ endpoints its backend talks to.
@@ -235,6 +237,7 @@ impl Config {
             sockjs_client,
             metrics_port: cli.metrics_port,
             metrics_address: cli.metrics_address.clone(),
+            tls: cli.tls_cert.clone().zip(cli.tls_key.clone()),
             shutdown_linger: millis(
                 "shutdown_linger_ms",
                 Some(cli.shutdown_linger_ms),

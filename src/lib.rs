@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod server;
 pub mod shutdown;
 pub mod sockjs;
+pub mod tls;

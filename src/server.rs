@@ -28,6 +28,8 @@ pub enum ServerError {
         address: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("server failed: {0}")]
     Run(std::io::Error),
 }
@@ -91,16 +93,27 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         app.default_service(web::to(dispatch))
     })
     .on_connect(crate::sockjs::on_connect)
+    // A client that closes its connection ends its requests at once, so an
+    // aborted streaming or polling request closes its session (and the backend
+    // hears `disconnect`) without waiting for a write to fail.
+    .h1_allow_half_closed(false)
     .workers(config.workers)
     .shutdown_timeout(SHUTDOWN_TIMEOUT)
-    .disable_signals()
-    .bind(&address)
-    .map_err(|source| ServerError::Listen {
+    .disable_signals();
+    let listen_err = |source| ServerError::Listen {
         address: address.clone(),
         source,
-    })?
-    .run();
-    log::info!("SockJS listening on http://{address}/");
+    };
+    let (server, scheme) = match &config.tls {
+        Some((cert, key)) => {
+            let tls = crate::tls::server_config(cert, key)?;
+            let server = server.bind_rustls_0_23(&address, tls);
+            (server.map_err(listen_err)?, "https")
+        }
+        None => (server.bind(&address).map_err(listen_err)?, "http"),
+    };
+    let server = server.run();
+    log::info!("SockJS listening on {scheme}://{address}/");
 
     // Metrics on a port of their own when asked, to keep them off the public one.
     let metrics_server = match config.metrics_port {
