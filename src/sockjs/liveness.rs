@@ -1,12 +1,13 @@
 //! Noticing that an HTTP client hung up while its response is still open.
 //!
-//! actix-web drops a streaming response body when a write to a closed
-//! connection fails, which can be long after the client left (a quiet session
-//! writes nothing for up to a heartbeat). The protocol needs to know sooner: a
-//! new request for the session must get `c[1002,"Connection interrupted"]`, not
-//! `c[2010,"Another connection still open"]`, when the old one was aborted.
-//! So each connection's socket is remembered when it is accepted, and a
-//! receiver's connection can be asked whether the peer has closed it.
+//! The server runs with half-closed connections refused, so actix drops a
+//! response soon after its client hangs up, and the session hears of it. But
+//! "soon" is a race with the client's next request: a new request for the
+//! session must get `c[1002,"Connection interrupted"]`, not
+//! `c[2010,"Another connection still open"]`, when the old one was aborted a
+//! moment before. So each connection's socket is remembered when it is
+//! accepted, and when a second receiver arrives the first one's connection is
+//! asked directly whether the peer has closed it.
 
 use std::any::Any;
 use std::os::fd::{AsRawFd, RawFd};

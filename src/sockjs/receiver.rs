@@ -166,7 +166,11 @@ impl Receiver {
             }
             Encoding::HtmlFile => {
                 text.push_str("<script>\np(");
-                quote_into(&frame.to_text(), &mut text);
+                let mut quoted = String::new();
+                quote_into(&frame.to_text(), &mut quoted);
+                // Inside <script>, a message holding `</script>` would end the
+                // script and run the rest as HTML: no `<` may appear raw.
+                text.push_str(&quoted.replace('<', "\\u003c"));
                 text.push_str(");\n</script>\r\n");
             }
             Encoding::Jsonp { callback } => {
@@ -256,5 +260,40 @@ impl Drop for ReceiverBody {
         if let Some(session) = self.detach.take() {
             session.do_send(Detached { receiver: self.id });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(encoding: Encoding, frame: &Frame<'_>) -> String {
+        let (receiver, _body) = Receiver::new(Kind::Polling, encoding, None);
+        String::from_utf8(receiver.encode(frame).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn htmlfile_frames_cannot_close_their_script_element() {
+        let messages = vec!["</script><script>alert(1)</script>".to_string()];
+        let html = encoded(Encoding::HtmlFile, &Frame::Messages(&messages));
+        assert_eq!(html.matches("</script>").count(), 1, "{html}");
+        assert!(html.contains(r"\u003c/script>"), "{html}");
+    }
+
+    #[test]
+    fn each_transport_wraps_frames_its_own_way() {
+        assert_eq!(encoded(Encoding::Newline, &Frame::Open), "o\n");
+        assert_eq!(
+            encoded(Encoding::EventSource, &Frame::Open),
+            "data: o\r\n\r\n"
+        );
+        assert_eq!(
+            encoded(Encoding::HtmlFile, &Frame::Open),
+            "<script>\np(\"o\");\n</script>\r\n"
+        );
+        let jsonp = Encoding::Jsonp {
+            callback: "cb".into(),
+        };
+        assert_eq!(encoded(jsonp, &Frame::Open), "/**/cb(\"o\");\r\n");
     }
 }
