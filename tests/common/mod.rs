@@ -1,0 +1,246 @@
+//! Shared parts of the integration tests: the real `sockjsproxy` binary started
+//! with a temporary TOML config on free ports (and killed on drop), a time bound
+//! for every test, and the clients of the other modules: a raw HTTP/1.1 client
+//! ([`http`]), a real 0MQ backend peer ([`backend`]) and websocket helpers ([`ws`]).
+//!
+//! Every test binary uses only part of this, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod backend;
+pub mod http;
+pub mod ws;
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The longest any one test may take.
+pub const TEST_LIMIT: Duration = Duration::from_secs(30);
+/// The longest any single wait for the proxy or the backend may take.
+pub const IO_LIMIT: Duration = Duration::from_secs(10);
+/// The service prefix every test proxy serves.
+pub const PREFIX: &str = "/echo";
+/// A message that exercises UTF-8 and the characters SockJS must escape.
+pub const TRICKY: &str = "h\u{e9}llo \u{2028} \u{4e2d}\u{6587} \u{1f600} \"q\" \\ end";
+/// [`TRICKY`] as the proxy writes it inside a frame: JSON-quoted, with U+2028
+/// escaped in lowercase hex and everything else non-ASCII left raw.
+pub const TRICKY_QUOTED: &str =
+    "\"h\u{e9}llo \\u2028 \u{4e2d}\u{6587} \u{1f600} \\\"q\\\" \\\\ end\"";
+
+/// Runs a test body, failing it if it takes longer than [`TEST_LIMIT`].
+pub async fn bounded<F: Future>(test: F) -> F::Output {
+    tokio::time::timeout(TEST_LIMIT, test)
+        .await
+        .expect("test exceeded its time limit")
+}
+
+/// A port that was free a moment ago (the OS picked it for a listener we closed).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// `n` distinct ports that were free a moment ago.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    // Hold all listeners at once so that the OS cannot hand out one port twice.
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// A file in the temp directory, removed on drop.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    pub fn new(contents: &[u8]) -> TempFile {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "sockjsproxy-itest-{}-{}.toml",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, contents).expect("write temp file");
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A config with one service at [`PREFIX`]; `extra` is TOML lines for the
+/// service table (`"max_queue = 3"`).
+pub fn config_toml(http: u16, push: u16, pull: u16, extra: &str) -> String {
+    format!(
+        "http_address = \"127.0.0.1\"\nhttp_port = {http}\nworkers = 1\n\n\
+         [[service]]\nprefix = \"{PREFIX}\"\npush = \"tcp://127.0.0.1:{push}\"\n\
+         pull = \"tcp://127.0.0.1:{pull}\"\n{extra}\n"
+    )
+}
+
+/// A running proxy. Killed when dropped; its stderr is kept for assertions and
+/// printed if the test fails.
+pub struct Proxy {
+    child: Child,
+    pub http_port: u16,
+    /// Endpoint the proxy's PUSH is bound to (the backend's PULL connects here).
+    pub push: String,
+    /// Endpoint the proxy's PULL is bound to (the backend's PUSH connects here).
+    pub pull: String,
+    stderr: Arc<Mutex<Vec<String>>>,
+    _config: TempFile,
+}
+
+impl Proxy {
+    /// Starts the proxy with the default options.
+    pub async fn start() -> Proxy {
+        Proxy::with(" ").await
+    }
+
+    /// Starts the proxy with extra TOML lines in its service table, on free
+    /// ports; retries on fresh ports if one was taken in the meantime.
+    pub async fn with(extra: &str) -> Proxy {
+        let mut last_error = Vec::new();
+        for _ in 0..5 {
+            let ports = free_ports(3);
+            let config = TempFile::new(config_toml(ports[0], ports[1], ports[2], extra).as_bytes());
+            let mut child = Command::new(env!("CARGO_BIN_EXE_sockjsproxy"))
+                .arg("--config")
+                .arg(&config.0)
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn sockjsproxy");
+            let stderr = Arc::new(Mutex::new(Vec::new()));
+            let pipe = child.stderr.take().unwrap();
+            let lines = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    lines.lock().unwrap().push(line);
+                }
+            });
+            let mut proxy = Proxy {
+                child,
+                http_port: ports[0],
+                push: format!("tcp://127.0.0.1:{}", ports[1]),
+                pull: format!("tcp://127.0.0.1:{}", ports[2]),
+                stderr,
+                _config: config,
+            };
+            match proxy.ready().await {
+                Ok(()) => return proxy,
+                Err(lines) if lines.iter().any(|l| l.contains("in use")) => last_error = lines,
+                Err(lines) => panic!("sockjsproxy did not start:\n{}", lines.join("\n")),
+            }
+        }
+        panic!("no free ports after 5 tries:\n{}", last_error.join("\n"));
+    }
+
+    /// Waits for the proxy to listen (it logs so after binding every socket), or
+    /// returns its stderr if it exits first.
+    async fn ready(&mut self) -> Result<(), Vec<String>> {
+        let deadline = Instant::now() + IO_LIMIT;
+        loop {
+            if self.stderr_contains("SockJS listening on") {
+                return Ok(());
+            }
+            if !self.is_running() {
+                // Let the reader thread collect the last lines.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return Err(self.stderr_lines());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sockjsproxy not ready in {IO_LIMIT:?}:\n{}",
+                self.stderr_lines().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn stderr_contains(&self, needle: &str) -> bool {
+        self.stderr.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    /// Waits until a stderr line contains `needle`; panics after [`IO_LIMIT`].
+    pub async fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + IO_LIMIT;
+        loop {
+            if let Some(line) = self
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no stderr line with {needle:?} in {IO_LIMIT:?}:\n{}",
+                self.stderr_lines().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// `/echo/000/<session>/<transport>`, the URL of a session endpoint.
+    pub fn session_path(session: &str, transport: &str) -> String {
+        format!("{PREFIX}/000/{session}/{transport}")
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- sockjsproxy stderr ---\n{}\n---",
+                self.stderr_lines().join("\n")
+            );
+        }
+    }
+}
+
+/// The messages of an `a[...]` frame; panics on any other frame.
+pub fn messages(frame: &str) -> Vec<String> {
+    let array = frame
+        .strip_prefix('a')
+        .unwrap_or_else(|| panic!("expected a message frame, got {frame:?}"));
+    serde_json::from_str(array).unwrap_or_else(|e| panic!("bad frame {frame:?}: {e}"))
+}
+
+/// The frame carrying one message, as the proxy writes it.
+pub fn message_frame(quoted: &str) -> String {
+    format!("a[{quoted}]")
+}
+
+/// A SockJS client payload (`["a","b"]`) for messages.
+pub fn payload(messages: &[&str]) -> String {
+    serde_json::to_string(messages).unwrap()
+}
