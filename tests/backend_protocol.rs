@@ -189,7 +189,9 @@ async fn backend_message_of_unknown_type_is_dropped_with_a_warning() {
 async fn backend_message_with_invalid_utf8_data_is_dropped_with_a_warning() {
     bounded(bad_frame_is_dropped_and_the_proxy_runs_on(
         |id| parts(&[b"message", id.as_bytes(), b"bad \xff\xfe"]),
-        |id| format!("backend message dropped: data of message for session {id} is not valid UTF-8"),
+        |id| {
+            format!("backend message dropped: data of message for session {id} is not valid UTF-8")
+        },
     ))
     .await
 }

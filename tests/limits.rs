@@ -163,12 +163,25 @@ async fn http_body_over_max_message_bytes_gets_413() {
         let xhr_send = Proxy::session_path("s1", "xhr_send");
         let jsonp_send = Proxy::session_path("s1", "jsonp_send");
         let too_big = payload_of(65);
-        assert_eq!(http::post(port, &xhr_send, too_big.as_bytes()).await.status, 413);
-        assert_eq!(http::post(port, &jsonp_send, too_big.as_bytes()).await.status, 413);
+        assert_eq!(
+            http::post(port, &xhr_send, too_big.as_bytes()).await.status,
+            413
+        );
+        assert_eq!(
+            http::post(port, &jsonp_send, too_big.as_bytes())
+                .await
+                .status,
+            413
+        );
 
         // At the limit is fine, and it is the first message the backend sees.
         let at_limit = payload_of(64);
-        assert_eq!(http::post(port, &xhr_send, at_limit.as_bytes()).await.status, 204);
+        assert_eq!(
+            http::post(port, &xhr_send, at_limit.as_bytes())
+                .await
+                .status,
+            204
+        );
         assert_eq!(backend.expect_message(&id).await, "x".repeat(60));
     })
     .await

@@ -30,7 +30,10 @@ async fn idle_xhr_session_times_out_and_later_sends_get_404() {
 
         backend.expect_disconnect(&id).await;
         let lived = start.elapsed();
-        assert!(lived >= Duration::from_millis(500), "closed after {lived:?}");
+        assert!(
+            lived >= Duration::from_millis(500),
+            "closed after {lived:?}"
+        );
 
         let late = http::post(port, &xhr_send, b"[\"late\"]").await;
         assert_eq!(late.status, 404);
@@ -77,7 +80,10 @@ async fn xhr_streaming_receiver_gets_heartbeats() {
         }
         // Three heartbeats 200 ms apart take at least two intervals.
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(300), "3 heartbeats in {took:?}");
+        assert!(
+            took >= Duration::from_millis(300),
+            "3 heartbeats in {took:?}"
+        );
     })
     .await
 }
@@ -95,7 +101,10 @@ async fn websocket_receiver_gets_heartbeats() {
             assert_eq!(ws::text(&mut ws).await, "h");
         }
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(300), "3 heartbeats in {took:?}");
+        assert!(
+            took >= Duration::from_millis(300),
+            "3 heartbeats in {took:?}"
+        );
     })
     .await
 }

@@ -165,7 +165,11 @@ async fn unreadable_config_file_is_a_startup_error() {
 #[tokio::test]
 async fn malformed_config_is_a_startup_error() {
     bounded(async {
-        for bad in ["http_port = [", "[[service]\nprefix = 1", "http_port = \"80\""] {
+        for bad in [
+            "http_port = [",
+            "[[service]\nprefix = 1",
+            "http_port = \"80\"",
+        ] {
             let outcome = run_config(bad).await;
             assert_startup_error(&outcome, "bad config file");
         }
@@ -190,7 +194,10 @@ async fn out_of_range_values_are_startup_errors() {
         let cases = [
             ("max_queue = 0", "max_queue must be at least 1"),
             ("max_sessions = 0", "max_sessions must be at least 1"),
-            ("heartbeat_delay_ms = 0", "heartbeat_delay_ms must be 1 to 86400000 ms"),
+            (
+                "heartbeat_delay_ms = 0",
+                "heartbeat_delay_ms must be 1 to 86400000 ms",
+            ),
         ];
         for (line, expected) in cases {
             let outcome = run_config(&with_service(line)).await;

@@ -145,7 +145,10 @@ async fn eventsource_echoes_a_message_and_client_abort_disconnects() {
         let port = proxy.http_port;
         let path = Proxy::session_path("s1", "eventsource");
         let mut stream = Frames::open(port, "GET", &path, Wire::EventSource).await;
-        assert_eq!(stream.http.header("content-type"), Some("text/event-stream"));
+        assert_eq!(
+            stream.http.header("content-type"),
+            Some("text/event-stream")
+        );
         assert_eq!(stream.prelude(2).await, b"\r\n");
         assert_eq!(stream.next().await, "o");
         let id = backend.expect_connect().await;

@@ -76,7 +76,13 @@ impl Http {
 
     /// Sends a request and reads the response head; the body is read with
     /// [`Http::chunk`] or [`Http::body`].
-    pub async fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) {
         assert_eq!(self.framing, Framing::Done, "previous body not read");
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n",
@@ -103,7 +109,11 @@ impl Http {
     async fn read_head(&mut self, method: &str) {
         let status_line = self.read_line().await;
         let mut parts = status_line.splitn(3, ' ');
-        assert_eq!(parts.next(), Some("HTTP/1.1"), "status line {status_line:?}");
+        assert_eq!(
+            parts.next(),
+            Some("HTTP/1.1"),
+            "status line {status_line:?}"
+        );
         self.status = parts
             .next()
             .and_then(|s| s.parse().ok())
@@ -190,16 +200,20 @@ impl Http {
 
     /// Whether the response body ends (the server closed it) within `wait`.
     pub async fn ends_within(&mut self, wait: Duration) -> bool {
-        timeout(wait, async {
-            while self.chunk().await.is_some() {}
-        })
-        .await
-        .is_ok()
+        timeout(wait, async { while self.chunk().await.is_some() {} })
+            .await
+            .is_ok()
     }
 }
 
 /// One request on a new connection, its whole response.
-pub async fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+pub async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut http = Http::connect(port).await;
     http.request(method, path, headers, body).await;
     let body = http.body().await;
@@ -271,7 +285,11 @@ impl Frames {
     /// length is not fixed.
     pub async fn until(&mut self, delimiter: &[u8]) -> Vec<u8> {
         loop {
-            if let Some(i) = self.buf.windows(delimiter.len()).position(|w| w == delimiter) {
+            if let Some(i) = self
+                .buf
+                .windows(delimiter.len())
+                .position(|w| w == delimiter)
+            {
                 return self.buf.drain(..i + delimiter.len()).collect();
             }
             self.fill().await;

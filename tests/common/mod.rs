@@ -183,7 +183,11 @@ impl Proxy {
     }
 
     pub fn stderr_contains(&self, needle: &str) -> bool {
-        self.stderr.lock().unwrap().iter().any(|l| l.contains(needle))
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
     }
 
     /// Waits until a stderr line contains `needle`; panics after [`IO_LIMIT`].
