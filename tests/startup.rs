@@ -96,45 +96,60 @@ async fn bad_endpoint_strings_are_startup_errors() {
     .await
 }
 
+/// Which of the three ports of a config a test takes before the proxy starts.
+#[derive(Clone, Copy)]
+enum Taken {
+    Http,
+    Push,
+    Pull,
+}
+
+/// Holds one port with a listener and runs the proxy on a config using it;
+/// asserts the start-up error names that port. The other ports were free a
+/// moment ago; if a parallel test took one of them meanwhile, try again.
+async fn assert_port_in_use_is_a_startup_error(taken: Taken) {
+    for _ in 0..5 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let [a, b] = [0, 1].map(|_| common::free_port());
+        let (config, expected) = match taken {
+            Taken::Http => (
+                config_toml(port, a, b, ""),
+                format!("cannot listen on 127.0.0.1:{port}"),
+            ),
+            Taken::Push => (
+                config_toml(a, port, b, ""),
+                format!("cannot bind PUSH socket to tcp://127.0.0.1:{port}"),
+            ),
+            Taken::Pull => (
+                config_toml(a, b, port, ""),
+                format!("cannot bind PULL socket to tcp://127.0.0.1:{port}"),
+            ),
+        };
+        let outcome = run_config(&config).await;
+        drop(listener);
+        if !outcome.stderr.contains(&expected) && outcome.stderr.contains("in use") {
+            continue;
+        }
+        assert_startup_error(&outcome, &expected);
+        return;
+    }
+    panic!("other ports kept being taken");
+}
+
 #[tokio::test]
 async fn http_port_in_use_is_a_startup_error() {
-    bounded(async {
-        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = taken.local_addr().unwrap().port();
-        let [push, pull] = [0, 1].map(|_| common::free_port());
-        let outcome = run_config(&config_toml(port, push, pull, "")).await;
-        assert_startup_error(&outcome, &format!("cannot listen on 127.0.0.1:{port}"));
-        drop(taken);
-    })
-    .await
+    bounded(assert_port_in_use_is_a_startup_error(Taken::Http)).await
 }
 
 #[tokio::test]
 async fn zmq_push_port_in_use_is_a_startup_error() {
-    bounded(async {
-        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = taken.local_addr().unwrap().port();
-        let [http, pull] = [0, 1].map(|_| common::free_port());
-        let outcome = run_config(&config_toml(http, port, pull, "")).await;
-        let expected = format!("cannot bind PUSH socket to tcp://127.0.0.1:{port}");
-        assert_startup_error(&outcome, &expected);
-        drop(taken);
-    })
-    .await
+    bounded(assert_port_in_use_is_a_startup_error(Taken::Push)).await
 }
 
 #[tokio::test]
 async fn zmq_pull_port_in_use_is_a_startup_error() {
-    bounded(async {
-        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = taken.local_addr().unwrap().port();
-        let [http, push] = [0, 1].map(|_| common::free_port());
-        let outcome = run_config(&config_toml(http, push, port, "")).await;
-        let expected = format!("cannot bind PULL socket to tcp://127.0.0.1:{port}");
-        assert_startup_error(&outcome, &expected);
-        drop(taken);
-    })
-    .await
+    bounded(assert_port_in_use_is_a_startup_error(Taken::Pull)).await
 }
 
 #[tokio::test]
