@@ -1,9 +1,13 @@
 //! Session life and flow: an idle session times out and its backend hears of
-//! it, a session with a receiver does not; receivers get heartbeats; and 1000
-//! messages keep their order both ways over websocket and xhr-streaming.
+//! it, a session with a receiver does not, a client that leaves ends its
+//! session; session ids are unique; receivers get heartbeats; a streaming
+//! response ends at `response_limit` and the next one takes over; events wait
+//! for a late backend; and 1000 messages keep their order both ways over
+//! websocket and xhr-streaming.
 
 mod common;
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::backend::Backend;
@@ -238,6 +242,84 @@ async fn websocket_dropped_without_closing_handshake_disconnects() {
                 .is_some_and(|e| e.kind == "disconnect" && e.session == id),
             "no disconnect within 2 s of the client leaving: {event:?}"
         );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn session_ids_are_distinct_decimal_integers_even_for_one_url_id() {
+    bounded(async {
+        let proxy = Proxy::start().await;
+        let mut backend = Backend::connect(&proxy);
+        let port = proxy.http_port;
+        let mut ids = HashSet::new();
+        for i in 0..5 {
+            let xhr = Proxy::session_path(&format!("s{i}"), "xhr");
+            assert_eq!(http::post(port, &xhr, b"").await.text(), "o\n");
+            ids.insert(backend.expect_connect().await);
+        }
+        // Each websocket is a session of its own, even on one URL id.
+        let path = Proxy::session_path("same", "websocket");
+        let mut first = ws::connect(port, &path).await;
+        let mut second = ws::connect(port, &path).await;
+        assert_eq!(ws::text(&mut first).await, "o");
+        assert_eq!(ws::text(&mut second).await, "o");
+        ids.insert(backend.expect_connect().await);
+        ids.insert(backend.expect_connect().await);
+        assert_eq!(ids.len(), 7, "session ids reused: {ids:?}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn xhr_streaming_response_ends_at_response_limit_and_the_next_one_takes_over() {
+    bounded(async {
+        let proxy = Proxy::with("response_limit = 4096").await;
+        let mut backend = Backend::connect(&proxy);
+        let port = proxy.http_port;
+        let path = Proxy::session_path("s1", "xhr_streaming");
+        let mut stream = Frames::open(port, "POST", &path, Wire::Newline).await;
+        stream.prelude(2049).await;
+        assert_eq!(stream.next().await, "o");
+        let id = backend.expect_connect().await;
+
+        // 8 messages of 1000 bytes: more than the limit allows in one response.
+        let sent: Vec<String> = (0..8).map(|i| format!("{i}{}", "x".repeat(999))).collect();
+        for m in &sent {
+            backend.send_message(&id, m);
+        }
+        let mut got = Vec::new();
+        let mut frame_bytes = 2; // "o\n"
+        while let Some(frame) = stream.next_or_end().await {
+            frame_bytes += frame.len() + 1;
+            got.extend(common::messages(&frame));
+        }
+        assert!(frame_bytes >= 4096, "ended after {frame_bytes} bytes");
+        assert!(got.len() < sent.len(), "one response carried all messages");
+        assert_eq!(got, sent[..got.len()]);
+
+        // The next receiver gets the rest, with no second `o`.
+        let mut next = Frames::open(port, "POST", &path, Wire::Newline).await;
+        next.prelude(2049).await;
+        let rest = next.messages(sent.len() - got.len()).await;
+        assert_eq!(rest, sent[got.len()..]);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn events_wait_for_a_backend_that_connects_late() {
+    bounded(async {
+        let proxy = Proxy::start().await;
+        let path = Proxy::session_path("s1", "websocket");
+        let mut ws = ws::connect(proxy.http_port, &path).await;
+        assert_eq!(ws::text(&mut ws).await, "o");
+        ws::send(&mut ws, r#"["early"]"#).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let mut backend = Backend::connect(&proxy);
+        let id = backend.expect_connect().await;
+        assert_eq!(backend.expect_message(&id).await, "early");
     })
     .await
 }

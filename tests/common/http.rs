@@ -296,34 +296,56 @@ impl Frames {
         }
     }
 
+    /// The next frame, or `None` if the response ends first.
+    pub async fn next_or_end(&mut self) -> Option<String> {
+        loop {
+            if let Some(frame) = self.take_frame() {
+                return Some(frame);
+            }
+            match self.http.chunk().await {
+                Some(chunk) => self.buf.extend_from_slice(&chunk),
+                None => {
+                    assert!(self.buf.is_empty(), "response ended inside a frame");
+                    return None;
+                }
+            }
+        }
+    }
+
     /// The next frame, unwrapped (`o`, `h`, `a[...]`, `c[...]`).
     pub async fn next(&mut self) -> String {
+        loop {
+            if let Some(frame) = self.take_frame() {
+                return frame;
+            }
+            self.fill().await;
+        }
+    }
+
+    /// A whole frame from the buffer, if there is one.
+    fn take_frame(&mut self) -> Option<String> {
         let end: &[u8] = match self.wire {
             Wire::Newline => b"\n",
             Wire::EventSource => b"\r\n\r\n",
             Wire::HtmlFile => b"</script>\r\n",
         };
-        loop {
-            if let Some(i) = self.buf.windows(end.len()).position(|w| w == end) {
-                let item: Vec<u8> = self.buf.drain(..i + end.len()).collect();
-                let item = String::from_utf8(item[..i].to_vec()).expect("frame is not UTF-8");
-                return match self.wire {
-                    Wire::Newline => item,
-                    Wire::EventSource => item
-                        .strip_prefix("data: ")
-                        .unwrap_or_else(|| panic!("event without data: {item:?}"))
-                        .to_string(),
-                    Wire::HtmlFile => {
-                        let quoted = item
-                            .strip_prefix("<script>\np(")
-                            .and_then(|s| s.strip_suffix(");\n"))
-                            .unwrap_or_else(|| panic!("bad htmlfile script {item:?}"));
-                        unquote(quoted)
-                    }
-                };
+        let i = self.buf.windows(end.len()).position(|w| w == end)?;
+        let item: Vec<u8> = self.buf.drain(..i + end.len()).collect();
+        let item = String::from_utf8(item[..i].to_vec()).expect("frame is not UTF-8");
+        Some(match self.wire {
+            Wire::Newline => item,
+            Wire::EventSource => item
+                .strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("event without data: {item:?}"))
+                .to_string(),
+            Wire::HtmlFile => {
+                let quoted = item
+                    .strip_prefix("<script>\np(")
+                    .and_then(|s| s.strip_suffix(");\n"))
+                    .unwrap_or_else(|| panic!("bad htmlfile script {item:?}"));
+                unquote(quoted)
             }
-            self.fill().await;
-        }
+        })
     }
 
     /// Reads frames until `count` messages came, skipping heartbeats.

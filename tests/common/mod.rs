@@ -178,6 +178,28 @@ impl Proxy {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends SIGTERM and waits for the exit; returns the exit code (`None`
+    /// if a signal ended it). Panics if it does not exit within [`IO_LIMIT`].
+    pub async fn terminate(&mut self) -> Option<i32> {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + IO_LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for sockjsproxy") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit {IO_LIMIT:?} after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
     }
