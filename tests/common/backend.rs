@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-use super::{IO_LIMIT, Proxy};
+use super::{Endpoints, IO_LIMIT, Proxy};
 
 /// One multipart message from the proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,25 +30,28 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// A backend that only records events and sends what the test says.
+    /// A backend of the proxy's first service that only records events and
+    /// sends what the test says.
     pub fn connect(proxy: &Proxy) -> Backend {
-        Backend::start(proxy, false)
+        Backend::start(&proxy.services[0], false)
     }
 
-    /// A backend that echoes every client message back to its session.
+    /// A backend of the proxy's first service that echoes every client
+    /// message back to its session.
     pub fn echo(proxy: &Proxy) -> Backend {
-        Backend::start(proxy, true)
+        Backend::start(&proxy.services[0], true)
     }
 
-    fn start(proxy: &Proxy, echo: bool) -> Backend {
+    /// A backend of one service.
+    pub fn start(service: &Endpoints, echo: bool) -> Backend {
         let zmq = tmq::Context::new();
         let mut pull = tmq::pull(&zmq)
             .set_linger(0)
-            .connect(&proxy.push)
+            .connect(&service.push)
             .expect("connect PULL to the proxy's PUSH");
         let mut push = tmq::push(&zmq)
             .set_linger(0)
-            .connect(&proxy.pull)
+            .connect(&service.pull)
             .expect("connect PUSH to the proxy's PULL");
         let (event_tx, events) = mpsc::unbounded_channel();
         let (commands, mut command_rx) = mpsc::unbounded_channel::<Vec<Vec<u8>>>();

@@ -84,10 +84,27 @@ impl Drop for TempFile {
 /// service table (`"max_queue = 3"`).
 pub fn config_toml(http: u16, push: u16, pull: u16, extra: &str) -> String {
     format!(
-        "http_address = \"127.0.0.1\"\nhttp_port = {http}\nworkers = 1\n\n\
-         [[service]]\nprefix = \"{PREFIX}\"\npush = \"tcp://127.0.0.1:{push}\"\n\
+        "http_address = \"127.0.0.1\"\nhttp_port = {http}\nworkers = 1\n\n{}",
+        service_toml(PREFIX, push, pull, extra)
+    )
+}
+
+/// One `[[service]]` table.
+pub fn service_toml(prefix: &str, push: u16, pull: u16, extra: &str) -> String {
+    format!(
+        "[[service]]\nprefix = \"{prefix}\"\npush = \"tcp://127.0.0.1:{push}\"\n\
          pull = \"tcp://127.0.0.1:{pull}\"\n{extra}\n"
     )
+}
+
+/// Where one service's backend connects.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub prefix: String,
+    /// Endpoint the proxy's PUSH is bound to (the backend's PULL connects here).
+    pub push: String,
+    /// Endpoint the proxy's PULL is bound to (the backend's PUSH connects here).
+    pub pull: String,
 }
 
 /// A running proxy. Killed when dropped; its stderr is kept for assertions and
@@ -95,10 +112,8 @@ pub fn config_toml(http: u16, push: u16, pull: u16, extra: &str) -> String {
 pub struct Proxy {
     child: Child,
     pub http_port: u16,
-    /// Endpoint the proxy's PUSH is bound to (the backend's PULL connects here).
-    pub push: String,
-    /// Endpoint the proxy's PULL is bound to (the backend's PUSH connects here).
-    pub pull: String,
+    /// The endpoints of each service, in config order.
+    pub services: Vec<Endpoints>,
     stderr: Arc<Mutex<Vec<String>>>,
     _config: TempFile,
 }
@@ -112,10 +127,29 @@ impl Proxy {
     /// Starts the proxy with extra TOML lines in its service table, on free
     /// ports; retries on fresh ports if one was taken in the meantime.
     pub async fn with(extra: &str) -> Proxy {
+        Proxy::with_services(&[(PREFIX, extra)]).await
+    }
+
+    /// Starts the proxy with these services: (prefix, extra TOML lines).
+    pub async fn with_services(services: &[(&str, &str)]) -> Proxy {
         let mut last_error = Vec::new();
         for _ in 0..5 {
-            let ports = free_ports(3);
-            let config = TempFile::new(config_toml(ports[0], ports[1], ports[2], extra).as_bytes());
+            let ports = free_ports(1 + 2 * services.len());
+            let mut toml = format!(
+                "http_address = \"127.0.0.1\"\nhttp_port = {}\nworkers = 1\n\n",
+                ports[0]
+            );
+            let mut endpoints = Vec::new();
+            for (i, (prefix, extra)) in services.iter().enumerate() {
+                let (push, pull) = (ports[1 + 2 * i], ports[2 + 2 * i]);
+                toml.push_str(&service_toml(prefix, push, pull, extra));
+                endpoints.push(Endpoints {
+                    prefix: prefix.to_string(),
+                    push: format!("tcp://127.0.0.1:{push}"),
+                    pull: format!("tcp://127.0.0.1:{pull}"),
+                });
+            }
+            let config = TempFile::new(toml.as_bytes());
             let mut child = Command::new(env!("CARGO_BIN_EXE_sockjsproxy"))
                 .arg("--config")
                 .arg(&config.0)
@@ -137,8 +171,7 @@ impl Proxy {
             let mut proxy = Proxy {
                 child,
                 http_port: ports[0],
-                push: format!("tcp://127.0.0.1:{}", ports[1]),
-                pull: format!("tcp://127.0.0.1:{}", ports[2]),
+                services: endpoints,
                 stderr,
                 _config: config,
             };
