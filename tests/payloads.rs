@@ -1,0 +1,134 @@
+//! What clients send, beyond the simple case: large messages both ways, many
+//! concurrent sessions each getting only their own messages, and client input
+//! the proxy must refuse (broken JSON on the SockJS websocket, invalid UTF-8 on
+//! the raw one), which ends the session and tells the backend.
+
+mod common;
+
+use common::backend::Backend;
+use common::http::{Frames, Wire};
+use common::{Proxy, TRICKY, bounded, payload, ws};
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
+
+/// About `n` bytes of text mixing ASCII and multi-byte characters.
+fn large_text(n: usize) -> String {
+    TRICKY.repeat(n / TRICKY.len() + 1)
+}
+
+#[tokio::test]
+async fn half_megabyte_messages_cross_the_websocket_both_ways() {
+    bounded(async {
+        let proxy = Proxy::start().await;
+        let mut backend = Backend::echo(&proxy);
+        let path = Proxy::session_path("s1", "websocket");
+        let mut ws = ws::connect(proxy.http_port, &path).await;
+        assert_eq!(ws::text(&mut ws).await, "o");
+        let id = backend.expect_connect().await;
+
+        let big = large_text(512 * 1024);
+        ws::send(&mut ws, &payload(&[&big])).await;
+        assert_eq!(backend.expect_message(&id).await, big);
+        assert_eq!(ws::messages(&mut ws, 1).await, [big]);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn message_larger_than_response_limit_still_crosses_xhr_streaming() {
+    bounded(async {
+        let proxy = Proxy::with("response_limit = 4096").await;
+        let mut backend = Backend::connect(&proxy);
+        let path = Proxy::session_path("s1", "xhr_streaming");
+        let mut stream = Frames::open(proxy.http_port, "POST", &path, Wire::Newline).await;
+        stream.prelude(2049).await;
+        assert_eq!(stream.next().await, "o");
+        let id = backend.expect_connect().await;
+
+        let big = large_text(100 * 1024);
+        backend.send_message(&id, &big);
+        assert_eq!(stream.messages(1).await, [big]);
+        // The limit is passed: the response ends.
+        assert_eq!(stream.next_or_end().await, None);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn fifty_concurrent_sessions_each_get_only_their_own_messages() {
+    bounded(async {
+        let proxy = Proxy::start().await;
+        let mut backend = Backend::echo(&proxy);
+        let port = proxy.http_port;
+        let mut clients = Vec::new();
+        for i in 0..50 {
+            let path = Proxy::session_path(&format!("s{i}"), "websocket");
+            let mut ws = ws::connect(port, &path).await;
+            assert_eq!(ws::text(&mut ws).await, "o");
+            clients.push(ws);
+        }
+        let mut tasks = Vec::new();
+        for (i, mut ws) in clients.into_iter().enumerate() {
+            tasks.push(tokio::spawn(async move {
+                let mine: Vec<String> = (0..20).map(|n| format!("client {i} #{n}")).collect();
+                for m in &mine {
+                    ws::send(&mut ws, &payload(&[m])).await;
+                }
+                assert_eq!(ws::messages(&mut ws, mine.len()).await, mine);
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a client failed");
+        }
+        let mut connects = 0;
+        let mut messages = 0;
+        while connects < 50 || messages < 1000 {
+            match backend.next().await.kind.as_str() {
+                "connect" => connects += 1,
+                "message" => messages += 1,
+                other => panic!("unexpected {other}"),
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn broken_json_on_the_websocket_ends_the_session() {
+    bounded(async {
+        let proxy = Proxy::start().await;
+        let mut backend = Backend::connect(&proxy);
+        let path = Proxy::session_path("s1", "websocket");
+        let mut ws = ws::connect(proxy.http_port, &path).await;
+        assert_eq!(ws::text(&mut ws).await, "o");
+        let id = backend.expect_connect().await;
+
+        ws::send(&mut ws, r#"["unterminated"#).await;
+        // Nothing reaches the backend but the end of the session.
+        backend.expect_disconnect(&id).await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn invalid_utf8_on_the_raw_websocket_closes_with_1007() {
+    bounded(async {
+        let proxy = Proxy::start().await;
+        let mut backend = Backend::connect(&proxy);
+        let mut ws = ws::connect(proxy.http_port, "/echo/websocket").await;
+        let id = backend.expect_connect().await;
+
+        // A binary message carrying UTF-8 is taken as text.
+        ws.send(Message::Binary("bin é".as_bytes().to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(backend.expect_message(&id).await, "bin é");
+
+        ws.send(Message::Binary(vec![b'a', 0xff, 0xfe]))
+            .await
+            .unwrap();
+        assert_eq!(ws::close_frame(&mut ws).await.0, 1007);
+        backend.expect_disconnect(&id).await;
+    })
+    .await
+}
