@@ -75,10 +75,14 @@ async fn fifty_concurrent_sessions_each_get_only_their_own_messages() {
                     ws::send(&mut ws, &payload(&[m])).await;
                 }
                 assert_eq!(ws::messages(&mut ws, mine.len()).await, mine);
+                ws
             }));
         }
+        // Keep the clients connected until the backend is checked: a client
+        // that left would add its `disconnect` among the others' messages.
+        let mut open = Vec::new();
         for task in tasks {
-            task.await.expect("a client failed");
+            open.push(task.await.expect("a client failed"));
         }
         let mut connects = 0;
         let mut messages = 0;
@@ -89,6 +93,7 @@ async fn fifty_concurrent_sessions_each_get_only_their_own_messages() {
                 other => panic!("unexpected {other}"),
             }
         }
+        drop(open);
     })
     .await
 }

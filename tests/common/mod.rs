@@ -14,7 +14,7 @@ use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,6 +115,8 @@ pub struct Proxy {
     /// The endpoints of each service, in config order.
     pub services: Vec<Endpoints>,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// Set when the stderr pipe reached its end (the process exited).
+    stderr_done: Arc<AtomicBool>,
     _config: TempFile,
 }
 
@@ -161,18 +163,21 @@ impl Proxy {
                 .expect("spawn sockjsproxy");
             let stderr = Arc::new(Mutex::new(Vec::new()));
             let pipe = child.stderr.take().unwrap();
-            let lines = stderr.clone();
+            let stderr_done = Arc::new(AtomicBool::new(false));
+            let (lines, done) = (stderr.clone(), stderr_done.clone());
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines() {
                     let Ok(line) = line else { break };
                     lines.lock().unwrap().push(line);
                 }
+                done.store(true, Ordering::Release);
             });
             let mut proxy = Proxy {
                 child,
                 http_port: ports[0],
                 services: endpoints,
                 stderr,
+                stderr_done,
                 _config: config,
             };
             match proxy.ready().await {
@@ -192,10 +197,15 @@ impl Proxy {
             if self.stderr_contains("SockJS listening on") {
                 return Ok(());
             }
-            if !self.is_running() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 // Let the reader thread collect the last lines.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                return Err(self.stderr_lines());
+                let until = Instant::now() + Duration::from_secs(2);
+                while !self.stderr_done.load(Ordering::Acquire) && Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let mut lines = self.stderr_lines();
+                lines.push(format!("(sockjsproxy exited: {status})"));
+                return Err(lines);
             }
             assert!(
                 Instant::now() < deadline,
