@@ -19,7 +19,7 @@ const COUNT: usize = 1000;
 #[tokio::test]
 async fn idle_xhr_session_times_out_and_later_sends_get_404() {
     bounded(async {
-        let proxy = Proxy::with("disconnect_delay_ms = 500").await;
+        let proxy = Proxy::with("disconnect_delay_ms = 1000").await;
         let mut backend = Backend::connect(&proxy);
         let port = proxy.http_port;
         let xhr = Proxy::session_path("s1", "xhr");
@@ -35,7 +35,7 @@ async fn idle_xhr_session_times_out_and_later_sends_get_404() {
         backend.expect_disconnect(&id).await;
         let lived = start.elapsed();
         assert!(
-            lived >= Duration::from_millis(500),
+            lived >= Duration::from_millis(1000),
             "closed after {lived:?}"
         );
 

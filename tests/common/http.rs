@@ -322,6 +322,16 @@ impl Frames {
         }
     }
 
+    /// The next frame that is not a heartbeat.
+    pub async fn next_skipping_heartbeats(&mut self) -> String {
+        loop {
+            let frame = self.next().await;
+            if frame != "h" {
+                return frame;
+            }
+        }
+    }
+
     /// A whole frame from the buffer, if there is one.
     fn take_frame(&mut self) -> Option<String> {
         let end: &[u8] = match self.wire {
