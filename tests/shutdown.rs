@@ -1,5 +1,6 @@
-//! Stopping the proxy with SIGTERM: it exits 0 within its shutdown timeout and,
-//! as src/server.rs promises, the backend gets `disconnect` for every session
+//! Stopping the proxy with SIGTERM or SIGINT: it exits 0 within its shutdown
+//! timeout, even with sessions open and no backend connected, and, as
+//! src/server.rs promises, the backend gets `disconnect` for every session
 //! still open.
 
 mod common;
@@ -57,6 +58,23 @@ async fn sigterm_tells_the_backend_disconnect_for_every_open_session() {
         }
         let open: HashSet<String> = [id_ws, id_xhr].into();
         assert_eq!(disconnected, open, "sessions the backend was told of");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn sigint_exits_0_even_with_events_waiting_for_an_absent_backend() {
+    bounded(async {
+        let mut proxy = Proxy::start().await;
+        // No backend: the `connect` and `message` events cannot be delivered.
+        let mut ws = ws::connect(proxy.http_port, &Proxy::session_path("a", "websocket")).await;
+        assert_eq!(ws::text(&mut ws).await, "o");
+        ws::send(&mut ws, r#"["nobody listens"]"#).await;
+
+        let start = Instant::now();
+        assert_eq!(proxy.signal("INT").await, Some(0));
+        let took = start.elapsed();
+        assert!(took < Duration::from_secs(5), "exit took {took:?}");
     })
     .await
 }

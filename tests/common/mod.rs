@@ -134,11 +134,16 @@ impl Proxy {
 
     /// Starts the proxy with these services: (prefix, extra TOML lines).
     pub async fn with_services(services: &[(&str, &str)]) -> Proxy {
+        Proxy::with_workers(1, services).await
+    }
+
+    /// Starts the proxy with `workers` HTTP worker threads and these services.
+    pub async fn with_workers(workers: usize, services: &[(&str, &str)]) -> Proxy {
         let mut last_error = Vec::new();
         for _ in 0..5 {
             let ports = free_ports(1 + 2 * services.len());
             let mut toml = format!(
-                "http_address = \"127.0.0.1\"\nhttp_port = {}\nworkers = 1\n\n",
+                "http_address = \"127.0.0.1\"\nhttp_port = {}\nworkers = {workers}\n\n",
                 ports[0]
             );
             let mut endpoints = Vec::new();
@@ -224,12 +229,18 @@ impl Proxy {
     /// Sends SIGTERM and waits for the exit; returns the exit code (`None`
     /// if a signal ended it). Panics if it does not exit within [`IO_LIMIT`].
     pub async fn terminate(&mut self) -> Option<i32> {
+        self.signal("TERM").await
+    }
+
+    /// Sends a signal (`"TERM"`, `"INT"`) and waits for the exit, as
+    /// [`Proxy::terminate`].
+    pub async fn signal(&mut self, signal: &str) -> Option<i32> {
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{signal}"))
             .arg(self.child.id().to_string())
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{signal} failed");
         let deadline = Instant::now() + IO_LIMIT;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for sockjsproxy") {
