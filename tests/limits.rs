@@ -223,3 +223,57 @@ async fn raw_websocket_message_over_max_message_bytes_closes_with_1009() {
     })
     .await
 }
+
+#[tokio::test]
+async fn websocket_client_that_stops_reading_gets_a_gapless_prefix_then_3001() {
+    bounded(async {
+        let proxy = Proxy::with("max_queue = 10").await;
+        let mut backend = Backend::connect(&proxy);
+        let path = Proxy::session_path("s1", "websocket");
+        let mut ws = ws::connect(proxy.http_port, &path).await;
+        assert_eq!(ws::text(&mut ws).await, "o");
+        let id = backend.expect_connect().await;
+
+        // The client reads nothing while 64 KiB messages come, until they
+        // overflow the socket buffers, the receiver's channel and the queue.
+        let filler = "z".repeat(64 * 1024);
+        let mut sent = Vec::new();
+        let event = loop {
+            for _ in 0..50 {
+                let m = format!("{} {filler}", sent.len());
+                backend.send_message(&id, &m);
+                sent.push(m);
+            }
+            if let Some(event) = backend.next_within(Duration::from_millis(100)).await {
+                break event;
+            }
+            assert!(
+                sent.len() < 4000,
+                "no overflow after {} messages",
+                sent.len()
+            );
+        };
+        assert_eq!(
+            (event.kind.as_str(), event.session.as_str()),
+            ("disconnect", id.as_str())
+        );
+
+        // Then it reads: messages from the first on, none missing, then 3001.
+        let mut got = Vec::new();
+        let close = loop {
+            let frame = ws::text(&mut ws).await;
+            if frame.starts_with('c') {
+                break frame;
+            }
+            got.extend(common::messages(&frame));
+        };
+        assert_eq!(close, QUEUE_FULL);
+        assert!(
+            !got.is_empty() && got.len() < sent.len(),
+            "got {}",
+            got.len()
+        );
+        assert!(got == sent[..got.len()], "messages lost or reordered");
+    })
+    .await
+}
