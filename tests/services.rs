@@ -1,7 +1,8 @@
 //! Several services on one proxy: each prefix has its own 0MQ endpoints and
 //! backend, the longest prefix wins, one URL session id in two services names
 //! two sessions, a backend's commands reach only its own sessions, and each
-//! service's options (`websocket = false`) apply to it alone.
+//! service's options (`websocket = false`) apply to it alone. Also the one
+//! service at `/` that the SockJSProxy 0.7 command-line flags describe.
 
 mod common;
 
@@ -99,6 +100,28 @@ async fn service_options_apply_to_their_own_service() {
         let _ = ws::connect(port, "/ws/000/s/websocket").await;
 
         assert_eq!(http::get(port, "/nope/info").await.status, 404);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn command_line_flags_serve_one_service_at_the_root() {
+    bounded(async {
+        let proxy = Proxy::with_flags().await;
+        let mut backend = Backend::echo(&proxy);
+        let port = proxy.http_port;
+
+        let info = http::get(port, "/info").await;
+        assert_eq!(info.status, 200);
+        let info: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
+        assert_eq!(info["websocket"], true);
+
+        let mut ws = ws::connect(port, "/000/s1/websocket").await;
+        assert_eq!(ws::text(&mut ws).await, "o");
+        let id = backend.expect_connect().await;
+        ws::send(&mut ws, r#"["at the root"]"#).await;
+        assert_eq!(backend.expect_message(&id).await, "at the root");
+        assert_eq!(ws::text(&mut ws).await, r#"a["at the root"]"#);
     })
     .await
 }

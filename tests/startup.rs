@@ -1,6 +1,6 @@
 //! Start-up errors of the real binary: a bad endpoint, a taken HTTP or 0MQ
 //! port, a missing, unreadable or malformed config, an unknown key, a value out
-//! of range. Each must exit with code 2 after one `sockjsproxy: ...` line on
+//! of range, conflicting services. Each must exit with code 2 after one `sockjsproxy: ...` line on
 //! stderr (at most preceded by INFO log records), and never panic.
 
 mod common;
@@ -249,6 +249,29 @@ async fn http_port_0_flag_is_a_startup_error() {
     bounded(async {
         let outcome = run(&["--http-port", "0"]).await;
         assert_startup_error(&outcome, "http");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn conflicting_services_are_startup_errors() {
+    bounded(async {
+        let p = free_ports(5);
+        let two = |a: (&str, u16, u16), b: (&str, u16, u16)| {
+            format!(
+                "http_port = {}\n{}{}",
+                p[0],
+                common::service_toml(a.0, a.1, a.2, ""),
+                common::service_toml(b.0, b.1, b.2, "")
+            )
+        };
+        let outcome = run_config(&two(("/a", p[1], p[2]), ("/a/", p[3], p[4]))).await;
+        assert_startup_error(&outcome, r#"service prefix "/a" is defined twice"#);
+        let outcome = run_config(&two(("/a", p[1], p[2]), ("/b", p[2], p[3]))).await;
+        let expected = format!(r#"endpoint "tcp://127.0.0.1:{}" is used twice"#, p[2]);
+        assert_startup_error(&outcome, &expected);
+        let outcome = run_config(&config_toml(p[0], p[1], p[2], "").replace("/echo", "echo")).await;
+        assert_startup_error(&outcome, r#"bad service prefix "echo""#);
     })
     .await
 }

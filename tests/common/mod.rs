@@ -117,7 +117,16 @@ pub struct Proxy {
     stderr: Arc<Mutex<Vec<String>>>,
     /// Set when the stderr pipe reached its end (the process exited).
     stderr_done: Arc<AtomicBool>,
-    _config: TempFile,
+    _config: Option<TempFile>,
+}
+
+/// How to start one proxy: its arguments and what they make it listen on.
+struct Launch {
+    args: Vec<String>,
+    http_port: u16,
+    services: Vec<Endpoints>,
+    /// The config file the arguments name, removed with the proxy.
+    config: Option<TempFile>,
 }
 
 impl Proxy {
@@ -139,8 +148,7 @@ impl Proxy {
 
     /// Starts the proxy with `workers` HTTP worker threads and these services.
     pub async fn with_workers(workers: usize, services: &[(&str, &str)]) -> Proxy {
-        let mut last_error = Vec::new();
-        for _ in 0..5 {
+        Proxy::launch(|| {
             let ports = free_ports(1 + 2 * services.len());
             let mut toml = format!(
                 "http_address = \"127.0.0.1\"\nhttp_port = {}\nworkers = {workers}\n\n",
@@ -157,9 +165,55 @@ impl Proxy {
                 });
             }
             let config = TempFile::new(toml.as_bytes());
+            Launch {
+                args: vec!["--config".into(), config.0.to_str().unwrap().into()],
+                http_port: ports[0],
+                services: endpoints,
+                config: Some(config),
+            }
+        })
+        .await
+    }
+
+    /// Starts the proxy from command-line flags alone, the way SockJSProxy 0.7
+    /// deployments do: one service at `/`, PUSH on `--in-port`, PULL on
+    /// `--out-port`.
+    pub async fn with_flags() -> Proxy {
+        Proxy::launch(|| {
+            let ports = free_ports(3);
+            let flags = [
+                ("--http-address", "127.0.0.1".to_string()),
+                ("--http-port", ports[0].to_string()),
+                ("--address", "127.0.0.1".to_string()),
+                ("--in-port", ports[1].to_string()),
+                ("--out-port", ports[2].to_string()),
+                ("--workers", "1".to_string()),
+            ];
+            Launch {
+                args: flags
+                    .into_iter()
+                    .flat_map(|(flag, value)| [flag.to_string(), value])
+                    .collect(),
+                http_port: ports[0],
+                services: vec![Endpoints {
+                    prefix: String::new(),
+                    push: format!("tcp://127.0.0.1:{}", ports[1]),
+                    pull: format!("tcp://127.0.0.1:{}", ports[2]),
+                }],
+                config: None,
+            }
+        })
+        .await
+    }
+
+    /// Starts the proxy as `plan` says, on ports it picks; if the proxy finds
+    /// a port taken (by a parallel test), plans again on fresh ports.
+    async fn launch(plan: impl Fn() -> Launch) -> Proxy {
+        let mut last_error = Vec::new();
+        for _ in 0..5 {
+            let launch = plan();
             let mut child = Command::new(env!("CARGO_BIN_EXE_sockjsproxy"))
-                .arg("--config")
-                .arg(&config.0)
+                .args(&launch.args)
                 .env("RUST_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -179,11 +233,11 @@ impl Proxy {
             });
             let mut proxy = Proxy {
                 child,
-                http_port: ports[0],
-                services: endpoints,
+                http_port: launch.http_port,
+                services: launch.services,
                 stderr,
                 stderr_done,
-                _config: config,
+                _config: launch.config,
             };
             match proxy.ready().await {
                 Ok(()) => return proxy,
