@@ -1,7 +1,8 @@
 //! Start-up errors of the real binary: a bad endpoint, a taken HTTP or 0MQ
 //! port, a missing, unreadable or malformed config, an unknown key, a value out
-//! of range, conflicting services. Each must exit with code 2 after one `sockjsproxy: ...` line on
-//! stderr (at most preceded by INFO log records), and never panic.
+//! of range, conflicting services. Each must exit with code 2 after one
+//! `sockjsproxy: ...` line on stderr (at most preceded by INFO log records),
+//! and never panic.
 
 mod common;
 
