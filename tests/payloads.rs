@@ -1,7 +1,9 @@
 //! What clients send, beyond the simple case: large messages both ways, many
-//! concurrent sessions each getting only their own messages, and client input
-//! the proxy must refuse (broken JSON on the SockJS websocket, invalid UTF-8 on
-//! the raw one), which ends the session and tells the backend.
+//! concurrent sessions each getting only their own messages, fragmented
+//! websocket messages and pings, and client input the proxy must refuse
+//! (broken JSON on the SockJS websocket, invalid UTF-8 on the raw one, a
+//! fragmented message over the size limit), which ends the session and tells
+//! the backend.
 
 mod common;
 
@@ -10,6 +12,19 @@ use common::http::{Frames, Wire};
 use common::{Proxy, TRICKY, bounded, payload, ws};
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+/// Sends `parts` as one fragmented text message: a text frame, then
+/// continuation frames, the last one final.
+async fn send_fragmented(ws: &mut ws::Ws, parts: &[&[u8]]) {
+    for (i, part) in parts.iter().enumerate() {
+        let opcode = OpCode::Data(if i == 0 { Data::Text } else { Data::Continue });
+        let last = i + 1 == parts.len();
+        let frame = Frame::message(part.to_vec(), opcode, last);
+        ws.send(Message::Frame(frame)).await.expect("send frame");
+    }
+}
 
 /// About `n` bytes of text mixing ASCII and multi-byte characters.
 fn large_text(n: usize) -> String {
@@ -133,6 +148,73 @@ async fn invalid_utf8_on_the_raw_websocket_closes_with_1007() {
             .await
             .unwrap();
         assert_eq!(ws::close_frame(&mut ws).await.0, 1007);
+        backend.expect_disconnect(&id).await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn fragmented_websocket_message_arrives_as_one_message() {
+    bounded(async {
+        let proxy = Proxy::start().await;
+        let mut backend = Backend::echo(&proxy);
+        let path = Proxy::session_path("s1", "websocket");
+        let mut ws = ws::connect(proxy.http_port, &path).await;
+        assert_eq!(ws::text(&mut ws).await, "o");
+        let id = backend.expect_connect().await;
+
+        // The JSON payload itself is cut across frames, one cut inside `é`.
+        let whole = payload(&["frag", "mented é"]);
+        let cut = whole.find('\u{e9}').unwrap() + 1;
+        let (head, tail) = whole.as_bytes().split_at(cut);
+        send_fragmented(&mut ws, &[head, tail]).await;
+        assert_eq!(backend.expect_message(&id).await, "frag");
+        assert_eq!(backend.expect_message(&id).await, "mented é");
+
+        send_fragmented(&mut ws, &[br#"["a"#, b"b", b"c", br#"d"]"#]).await;
+        assert_eq!(backend.expect_message(&id).await, "abcd");
+        assert_eq!(ws::messages(&mut ws, 3).await, ["frag", "mented é", "abcd"]);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn websocket_ping_gets_a_pong_with_the_same_data() {
+    bounded(async {
+        let proxy = Proxy::start().await;
+        let _backend = Backend::connect(&proxy);
+        let path = Proxy::session_path("s1", "websocket");
+        let mut ws = ws::connect(proxy.http_port, &path).await;
+        assert_eq!(ws::text(&mut ws).await, "o");
+        ws.send(Message::Ping(b"are you there".to_vec()))
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(common::IO_LIMIT, futures_util::StreamExt::next(&mut ws))
+            .await
+            .expect("no pong");
+        match reply {
+            Some(Ok(Message::Pong(data))) => assert_eq!(data, b"are you there"),
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn fragmented_message_over_max_message_bytes_closes_with_1009() {
+    bounded(async {
+        let proxy = Proxy::with("max_message_bytes = 64").await;
+        let mut backend = Backend::connect(&proxy);
+        let path = Proxy::session_path("s1", "websocket");
+        let mut ws = ws::connect(proxy.http_port, &path).await;
+        assert_eq!(ws::text(&mut ws).await, "o");
+        let id = backend.expect_connect().await;
+
+        // Each fragment is within the limit; together they are not.
+        let part = "x".repeat(30);
+        let part = part.as_bytes();
+        send_fragmented(&mut ws, &[b"[\"", part, part, part, b"\"]"]).await;
+        assert_eq!(ws::close_frame(&mut ws).await.0, 1009);
         backend.expect_disconnect(&id).await;
     })
     .await
