@@ -1,7 +1,8 @@
 //! The backend side of the wire protocol, with a real 0MQ peer: `disconnect`
 //! closes one session with 3000 "Go away!" (a real close code 3000 on the raw
-//! websocket), `disconnectall` closes them all, and each kind of malformed
-//! backend message is dropped with a warning while the proxy runs on.
+//! websocket), `disconnectall` closes them all, each kind of malformed backend
+//! message is dropped with a warning while the proxy runs on, and a restarted
+//! backend takes over the open sessions.
 
 mod common;
 
@@ -220,5 +221,28 @@ async fn backend_message_with_non_numeric_session_id_is_dropped_with_a_warning()
         |_| parts(&[b"message", b"abc", b"bad"]),
         |_| r#"backend message dropped: session id "abc" is not one this proxy made"#.into(),
     ))
+    .await
+}
+
+#[tokio::test]
+async fn restarted_backend_takes_over_the_open_sessions() {
+    bounded(async {
+        let proxy = Proxy::start().await;
+        let mut first = Backend::connect(&proxy);
+        let path = Proxy::session_path("s1", "websocket");
+        let mut ws = ws::connect(proxy.http_port, &path).await;
+        assert_eq!(ws::text(&mut ws).await, "o");
+        let id = first.expect_connect().await;
+
+        drop(first);
+        // Give 0MQ a moment to see the old peer go, then send while no
+        // backend is there: the event waits for the next one.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ws::send(&mut ws, r#"["while down"]"#).await;
+        let mut second = Backend::connect(&proxy);
+        assert_eq!(second.expect_message(&id).await, "while down");
+        second.send_message(&id, "back");
+        assert_eq!(ws::text(&mut ws).await, r#"a["back"]"#);
+    })
     .await
 }
