@@ -132,7 +132,7 @@ struct Launch {
 impl Proxy {
     /// Starts the proxy with the default options.
     pub async fn start() -> Proxy {
-        Proxy::with(" ").await
+        Proxy::with("").await
     }
 
     /// Starts the proxy with extra TOML lines in its service table, on free
