@@ -1,0 +1,380 @@
+//! Shared parts of the integration tests: the real `sockjsproxy` binary started
+//! with a temporary TOML config on free ports (and killed on drop), a time bound
+//! for every test, and the clients of the other modules: a raw HTTP/1.1 client
+//! ([`http`]), a real 0MQ backend peer ([`backend`]) and websocket helpers ([`ws`]).
+//!
+//! Every test binary uses only part of this, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod backend;
+pub mod http;
+pub mod ws;
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The longest any one test may take.
+pub const TEST_LIMIT: Duration = Duration::from_secs(30);
+/// The longest any single wait for the proxy or the backend may take.
+pub const IO_LIMIT: Duration = Duration::from_secs(10);
+/// The service prefix every test proxy serves.
+pub const PREFIX: &str = "/echo";
+/// A message that exercises UTF-8 and the characters SockJS must escape.
+pub const TRICKY: &str = "h\u{e9}llo \u{2028} \u{4e2d}\u{6587} \u{1f600} \"q\" \\ end";
+/// [`TRICKY`] as the proxy writes it inside a frame: JSON-quoted, with U+2028
+/// escaped in lowercase hex and everything else non-ASCII left raw.
+pub const TRICKY_QUOTED: &str =
+    "\"h\u{e9}llo \\u2028 \u{4e2d}\u{6587} \u{1f600} \\\"q\\\" \\\\ end\"";
+
+/// Runs a test body, failing it if it takes longer than [`TEST_LIMIT`].
+pub async fn bounded<F: Future>(test: F) -> F::Output {
+    tokio::time::timeout(TEST_LIMIT, test)
+        .await
+        .expect("test exceeded its time limit")
+}
+
+/// A port that was free a moment ago (the OS picked it for a listener we closed).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// `n` distinct ports that were free a moment ago.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    // Hold all listeners at once so that the OS cannot hand out one port twice.
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// A file in the temp directory, removed on drop.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    pub fn new(contents: &[u8]) -> TempFile {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "sockjsproxy-itest-{}-{}.toml",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, contents).expect("write temp file");
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A config with one service at [`PREFIX`]; `extra` is TOML lines for the
+/// service table (`"max_queue = 3"`).
+pub fn config_toml(http: u16, push: u16, pull: u16, extra: &str) -> String {
+    format!(
+        "http_address = \"127.0.0.1\"\nhttp_port = {http}\nworkers = 1\n\n{}",
+        service_toml(PREFIX, push, pull, extra)
+    )
+}
+
+/// One `[[service]]` table.
+pub fn service_toml(prefix: &str, push: u16, pull: u16, extra: &str) -> String {
+    format!(
+        "[[service]]\nprefix = \"{prefix}\"\npush = \"tcp://127.0.0.1:{push}\"\n\
+         pull = \"tcp://127.0.0.1:{pull}\"\n{extra}\n"
+    )
+}
+
+/// Where one service's backend connects.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub prefix: String,
+    /// Endpoint the proxy's PUSH is bound to (the backend's PULL connects here).
+    pub push: String,
+    /// Endpoint the proxy's PULL is bound to (the backend's PUSH connects here).
+    pub pull: String,
+}
+
+/// A running proxy. Killed when dropped; its stderr is kept for assertions and
+/// printed if the test fails.
+pub struct Proxy {
+    child: Child,
+    pub http_port: u16,
+    /// The endpoints of each service, in config order.
+    pub services: Vec<Endpoints>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    /// Set when the stderr pipe reached its end (the process exited).
+    stderr_done: Arc<AtomicBool>,
+    _config: Option<TempFile>,
+}
+
+/// How to start one proxy: its arguments and what they make it listen on.
+struct Launch {
+    args: Vec<String>,
+    http_port: u16,
+    services: Vec<Endpoints>,
+    /// The config file the arguments name, removed with the proxy.
+    config: Option<TempFile>,
+}
+
+impl Proxy {
+    /// Starts the proxy with the default options.
+    pub async fn start() -> Proxy {
+        Proxy::with("").await
+    }
+
+    /// Starts the proxy with extra TOML lines in its service table, on free
+    /// ports; retries on fresh ports if one was taken in the meantime.
+    pub async fn with(extra: &str) -> Proxy {
+        Proxy::with_services(&[(PREFIX, extra)]).await
+    }
+
+    /// Starts the proxy with these services: (prefix, extra TOML lines).
+    pub async fn with_services(services: &[(&str, &str)]) -> Proxy {
+        Proxy::with_workers(1, services).await
+    }
+
+    /// Starts the proxy with `workers` HTTP worker threads and these services.
+    pub async fn with_workers(workers: usize, services: &[(&str, &str)]) -> Proxy {
+        Proxy::launch(|| {
+            let ports = free_ports(1 + 2 * services.len());
+            let mut toml = format!(
+                "http_address = \"127.0.0.1\"\nhttp_port = {}\nworkers = {workers}\n\n",
+                ports[0]
+            );
+            let mut endpoints = Vec::new();
+            for (i, (prefix, extra)) in services.iter().enumerate() {
+                let (push, pull) = (ports[1 + 2 * i], ports[2 + 2 * i]);
+                toml.push_str(&service_toml(prefix, push, pull, extra));
+                endpoints.push(Endpoints {
+                    prefix: prefix.to_string(),
+                    push: format!("tcp://127.0.0.1:{push}"),
+                    pull: format!("tcp://127.0.0.1:{pull}"),
+                });
+            }
+            let config = TempFile::new(toml.as_bytes());
+            Launch {
+                args: vec!["--config".into(), config.0.to_str().unwrap().into()],
+                http_port: ports[0],
+                services: endpoints,
+                config: Some(config),
+            }
+        })
+        .await
+    }
+
+    /// Starts the proxy from command-line flags alone, the way SockJSProxy 0.7
+    /// deployments do: one service at `/`, PUSH on `--in-port`, PULL on
+    /// `--out-port`.
+    pub async fn with_flags() -> Proxy {
+        Proxy::launch(|| {
+            let ports = free_ports(3);
+            let flags = [
+                ("--http-address", "127.0.0.1".to_string()),
+                ("--http-port", ports[0].to_string()),
+                ("--address", "127.0.0.1".to_string()),
+                ("--in-port", ports[1].to_string()),
+                ("--out-port", ports[2].to_string()),
+                ("--workers", "1".to_string()),
+            ];
+            Launch {
+                args: flags
+                    .into_iter()
+                    .flat_map(|(flag, value)| [flag.to_string(), value])
+                    .collect(),
+                http_port: ports[0],
+                services: vec![Endpoints {
+                    prefix: String::new(),
+                    push: format!("tcp://127.0.0.1:{}", ports[1]),
+                    pull: format!("tcp://127.0.0.1:{}", ports[2]),
+                }],
+                config: None,
+            }
+        })
+        .await
+    }
+
+    /// Starts the proxy as `plan` says, on ports it picks; if the proxy finds
+    /// a port taken (by a parallel test), plans again on fresh ports.
+    async fn launch(plan: impl Fn() -> Launch) -> Proxy {
+        let mut last_error = Vec::new();
+        for _ in 0..5 {
+            let launch = plan();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_sockjsproxy"))
+                .args(&launch.args)
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn sockjsproxy");
+            let stderr = Arc::new(Mutex::new(Vec::new()));
+            let pipe = child.stderr.take().unwrap();
+            let stderr_done = Arc::new(AtomicBool::new(false));
+            let (lines, done) = (stderr.clone(), stderr_done.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    lines.lock().unwrap().push(line);
+                }
+                done.store(true, Ordering::Release);
+            });
+            let mut proxy = Proxy {
+                child,
+                http_port: launch.http_port,
+                services: launch.services,
+                stderr,
+                stderr_done,
+                _config: launch.config,
+            };
+            match proxy.ready().await {
+                Ok(()) => return proxy,
+                Err(lines) if lines.iter().any(|l| l.contains("in use")) => last_error = lines,
+                Err(lines) => panic!("sockjsproxy did not start:\n{}", lines.join("\n")),
+            }
+        }
+        panic!("no free ports after 5 tries:\n{}", last_error.join("\n"));
+    }
+
+    /// Waits for the proxy to listen (it logs so after binding every socket), or
+    /// returns its stderr if it exits first.
+    async fn ready(&mut self) -> Result<(), Vec<String>> {
+        let deadline = Instant::now() + IO_LIMIT;
+        loop {
+            if self.stderr_contains("SockJS listening on") {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader thread collect the last lines.
+                let until = Instant::now() + Duration::from_secs(2);
+                while !self.stderr_done.load(Ordering::Acquire) && Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let mut lines = self.stderr_lines();
+                lines.push(format!("(sockjsproxy exited: {status})"));
+                return Err(lines);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sockjsproxy not ready in {IO_LIMIT:?}:\n{}",
+                self.stderr_lines().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code (`None`
+    /// if a signal ended it). Panics if it does not exit within [`IO_LIMIT`].
+    pub async fn terminate(&mut self) -> Option<i32> {
+        self.signal("TERM").await
+    }
+
+    /// Sends a signal (`"TERM"`, `"INT"`) and waits for the exit, as
+    /// [`Proxy::terminate`].
+    pub async fn signal(&mut self, signal: &str) -> Option<i32> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+        let deadline = Instant::now() + IO_LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for sockjsproxy") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit {IO_LIMIT:?} after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn stderr_contains(&self, needle: &str) -> bool {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    /// Waits until a stderr line contains `needle`; panics after [`IO_LIMIT`].
+    pub async fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + IO_LIMIT;
+        loop {
+            if let Some(line) = self
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no stderr line with {needle:?} in {IO_LIMIT:?}:\n{}",
+                self.stderr_lines().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// `/echo/000/<session>/<transport>`, the URL of a session endpoint.
+    pub fn session_path(session: &str, transport: &str) -> String {
+        format!("{PREFIX}/000/{session}/{transport}")
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- sockjsproxy stderr ---\n{}\n---",
+                self.stderr_lines().join("\n")
+            );
+        }
+    }
+}
+
+/// The messages of an `a[...]` frame; panics on any other frame.
+pub fn messages(frame: &str) -> Vec<String> {
+    let array = frame
+        .strip_prefix('a')
+        .unwrap_or_else(|| panic!("expected a message frame, got {frame:?}"));
+    serde_json::from_str(array).unwrap_or_else(|e| panic!("bad frame {frame:?}: {e}"))
+}
+
+/// The frame carrying one message, as the proxy writes it.
+pub fn message_frame(quoted: &str) -> String {
+    format!("a[{quoted}]")
+}
+
+/// A SockJS client payload (`["a","b"]`) for messages.
+pub fn payload(messages: &[&str]) -> String {
+    serde_json::to_string(messages).unwrap()
+}
