@@ -1,0 +1,181 @@
+// Browser tests of every SockJS transport against the real proxy.
+//
+// Starts target/release/sockjsproxy (or $SOCKJSPROXY_BIN) with three services
+// on free loopback ports, real zmq backends (examples/echo for /echo and
+// /close, examples/datereply for /date), a static server on another port for a
+// cross-origin test page, and Debian's Chromium via playwright-core. For each
+// transport, forced with {transports: [name]}, it checks that the session opens
+// with that transport, echoes awkward texts intact and in order, gets a
+// backend disconnect as close 3000, and that a close in the browser reaches
+// the backend as a `disconnect` event. Run: node --test tests/browser/
+'use strict';
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const h = require('./lib/harness');
+const { testPage } = require('./lib/page');
+
+const TRANSPORTS = [
+  'websocket', 'xhr-streaming', 'xhr-polling', 'eventsource',
+  'iframe-eventsource', 'iframe-htmlfile', 'iframe-xhr-polling', 'jsonp-polling',
+];
+
+// Texts that break naive framing, quoting or decoding somewhere on the way.
+const TEXTS = [
+  'plain ascii',
+  'accents: é à ü ß',
+  'CJK: 中文 日本語',
+  'emoji: 😀 👍🏽 🇫🇷',
+  'quotes: "double" \'single\' `back`',
+  'backslashes: \\ \\\\ \\n \\u0041 \\"',
+  '</script><script>alert(1)</script>',
+  '{"a":1}',
+  '["x"]',
+  'a["b"]',
+  'c[3000,"Go away!"]',
+  'line\nbreaks\r\nand\ttabs',
+  'controls: \u0001\u001f\u007f and separators: \u2028\u2029',
+  'x'.repeat(20000),
+];
+
+const OPEN_MS = 10000; // also the client's transport timeout
+const STEP_MS = 10000;
+
+let tmp;
+let proxy;
+let echo;
+let date;
+let server;
+let browser;
+let context;
+let proxyUrl;
+const offHost = [];
+
+before(async () => {
+  h.requireFiles();
+  const [httpPort, ...zmq] = await h.freePorts(7);
+  proxyUrl = `http://127.0.0.1:${httpPort}`;
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sjp-browser-'));
+  const service = (prefix, i, extra = '') =>
+    `[[service]]\nprefix = "${prefix}"\npush = "tcp://127.0.0.1:${zmq[i]}"\npull = "tcp://127.0.0.1:${zmq[i + 1]}"\n${extra}\n`;
+  const echoServices = service('/echo', 0) + service('/close', 2);
+  const dateService = service('/date', 4, 'disconnect_delay_ms = 2000');
+  const write = (name, text) => {
+    fs.writeFileSync(path.join(tmp, name), text);
+    return path.join(tmp, name);
+  };
+  const proxyToml = write('proxy.toml', `http_address = "127.0.0.1"\nhttp_port = ${httpPort}\n`
+    + `workers = 2\nsockjs_client = ${JSON.stringify(h.SOCKJS_CLIENT)}\n\n${echoServices}${dateService}`);
+  const echoToml = write('echo.toml', echoServices);
+  const dateToml = write('date.toml', dateService);
+
+  proxy = h.startProcess('sockjsproxy', h.PROXY_BIN, ['--config', proxyToml], { rustLog: 'info' });
+  echo = h.startProcess('echo', h.ECHO_BIN, ['--config', echoToml]);
+  date = h.startProcess('datereply', h.DATEREPLY_BIN, ['--config', dateToml]);
+  await h.waitForHttp(`${proxyUrl}/echo/info`, proxy);
+  server = await h.servePage(testPage(proxyUrl));
+  browser = await h.launchBrowser();
+  context = await browser.newContext();
+  context.on('request', (req) => {
+    const { hostname, protocol } = new URL(req.url());
+    if (hostname !== '127.0.0.1' && protocol !== 'data:' && protocol !== 'about:') offHost.push(req.url());
+  });
+}, { timeout: 60000 });
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  if (server) await server.close();
+  await Promise.all([proxy, echo, date].filter(Boolean).map((p) => p.stop()));
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+}, { timeout: 30000 });
+
+/** Runs `fn(page)` on a fresh tab of the cross-origin test page. */
+async function withPage(fn) {
+  const page = await context.newPage();
+  try {
+    await page.goto(server.url, { timeout: STEP_MS });
+    await page.waitForFunction(() => window.T && window.SockJS, null, { timeout: STEP_MS });
+    return await fn(page);
+  } finally {
+    await page.close().catch(() => {});
+  }
+}
+
+/** page.evaluate, bounded even if the page hangs. */
+function run(page, fn, arg, what) {
+  return h.withTimeout(page.evaluate(fn, arg), STEP_MS + OPEN_MS, what);
+}
+
+function open(page, prefix, transport) {
+  return run(page, ([u, t, ms]) => window.T.open(u, t, ms),
+    [`${proxyUrl}${prefix}`, transport, OPEN_MS], `open ${prefix} with ${transport}`);
+}
+
+function assertOpened(opened, transport) {
+  assert.equal(opened.closed, null,
+    `the session closed before it opened: ${JSON.stringify(opened.closed)}\n${proxy.output()}`);
+  assert.equal(opened.transport, transport, 'sock.transport once open');
+}
+
+for (const transport of TRANSPORTS) {
+  describe(transport, () => {
+    test('opens with this transport and echoes every text intact and in order', async () => {
+      await withPage(async (page) => {
+        const opened = await open(page, '/echo', transport);
+        assertOpened(opened, transport);
+        const got = await run(page, ([id, texts, ms]) => window.T.echo(id, texts, ms),
+          [opened.id, TEXTS, STEP_MS], 'echo');
+        assert.equal(got.closed, null, `closed during the echo: ${JSON.stringify(got.closed)}`);
+        assert.deepEqual(got.messages, TEXTS);
+        const closed = await run(page, (id) => window.T.close(id), opened.id, 'close');
+        assert.deepEqual(closed.messages, TEXTS, 'no message after the echoes');
+      });
+    });
+
+    test('a backend disconnect on connect closes the session with 3000 "Go away!"', async () => {
+      await withPage(async (page) => {
+        const opened = await open(page, '/close', transport);
+        assert.equal(opened.transport, transport, `sock.transport once open (${JSON.stringify(opened.closed)})`);
+        const got = await run(page, ([id, ms]) => window.T.waitClose(id, ms), [opened.id, STEP_MS], 'wait close');
+        assert.deepEqual(got.closed && [got.closed.code, got.closed.reason], [3000, 'Go away!']);
+        assert.deepEqual(got.messages, []);
+      });
+    });
+
+    test('a backend reply then disconnect arrive in order (datereply)', async () => {
+      await withPage(async (page) => {
+        const opened = await open(page, '/date', transport);
+        assertOpened(opened, transport);
+        await run(page, ([id, text]) => window.T.send(id, text), [opened.id, 'what time is it? é中😀'], 'send');
+        const got = await run(page, ([id, ms]) => window.T.waitClose(id, ms), [opened.id, STEP_MS], 'wait close');
+        assert.equal(got.messages.length, 1, `one reply: ${JSON.stringify(got.messages)}`);
+        assert.match(got.messages[0], /^The time now is: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+        assert.deepEqual(got.closed && [got.closed.code, got.closed.reason], [3000, 'Go away!']);
+        const seen = date.lines.map((l) => l.match(/^message \d+ (.*)$/)).filter(Boolean).map((m) => JSON.parse(m[1]));
+        assert.ok(seen.includes('what time is it? é中😀'), 'the backend got the text intact');
+      });
+    });
+
+    test('closing in the browser sends disconnect to the backend', async () => {
+      await withPage(async (page) => {
+        const mark = date.lines.length;
+        const opened = await open(page, '/date', transport);
+        assertOpened(opened, transport);
+        const { match } = await date.waitForLine(/^connect (\d+)$/, mark, STEP_MS);
+        const session = match[1];
+        const closed = await run(page, (id) => window.T.close(id), opened.id, 'close');
+        assert.deepEqual(closed.closed && [closed.closed.code, closed.closed.reason], [1000, 'Normal closure']);
+        // Polling transports end with the session's disconnect delay (2 s here).
+        await date.waitForLine(new RegExp(`^disconnect ${session}$`), mark, STEP_MS);
+      });
+    });
+  });
+}
+
+test('every request went to 127.0.0.1 (no CDN)', () => {
+  assert.deepEqual(offHost, []);
+});
