@@ -184,6 +184,7 @@ for (const transport of TRANSPORTS) {
 
     test('a backend reply then disconnect arrive in order (datereply)', async () => {
       await withPage(async (page) => {
+        const mark = date.lines.length;
         const opened = await open(page, '/date', transport);
         assertOpened(opened, transport);
         await run(page, ([id, text]) => window.T.send(id, text), [opened.id, 'what time is it? é中😀'], 'send');
@@ -191,8 +192,8 @@ for (const transport of TRANSPORTS) {
         assert.equal(got.messages.length, 1, `one reply: ${JSON.stringify(got.messages)}`);
         assert.match(got.messages[0], /^The time now is: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
         assert.deepEqual(got.closed && [got.closed.code, got.closed.reason], [3000, 'Go away!']);
-        const seen = date.lines.map((l) => l.match(/^message \d+ (.*)$/)).filter(Boolean).map((m) => JSON.parse(m[1]));
-        assert.ok(seen.includes('what time is it? é中😀'), 'the backend got the text intact');
+        const { match } = await date.waitForLine(/^message \d+ (.*)$/, mark, STEP_MS);
+        assert.equal(JSON.parse(match[1]), 'what time is it? é中😀', 'the backend got the text intact');
       });
     });
 

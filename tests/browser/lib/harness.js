@@ -60,10 +60,13 @@ const running = new Set();
 process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => process.exit(128 + (signal === 'SIGINT' ? 2 : 15)));
+}
 
 /**
  * Starts a child process and keeps its output: `lines` holds stdout lines,
- * `output()` everything (for failure messages), `waitForLine(re, from, ms)`
+ * `output(n)` its last lines (for failure messages), `waitForLine(re, from, ms)`
  * waits for a stdout line matching `re` at index >= `from`.
  */
 function startProcess(name, file, args, options = {}) {
@@ -94,7 +97,8 @@ function startProcess(name, file, args, options = {}) {
     });
   });
   child.on('error', (e) => { proc.all += `\n[spawn error: ${e.message}]`; });
-  proc.output = () => `--- ${name} output ---\n${proc.all.slice(-4000)}`;
+  /** The last `n` lines of its output (stdout and stderr), for failure messages. */
+  proc.output = (n = 40) => `--- last lines of ${name}'s output ---\n${proc.all.split('\n').slice(-n - 1).join('\n')}`;
 
   proc.waitForLine = (re, from = 0, ms = 10000) => new Promise((resolve, reject) => {
     const check = () => {
@@ -102,10 +106,10 @@ function startProcess(name, file, args, options = {}) {
         const m = proc.lines[i].match(re);
         if (m) return finish(null, { index: i, match: m });
       }
-      if (proc.exited) finish(new Error(`${name} exited (${JSON.stringify(proc.exited)}) before printing ${re}\n${proc.output()}`));
+      if (proc.exited) finish(new Error(`${name} exited (${JSON.stringify(proc.exited)}) before printing ${re}\n${proc.output(12)}`));
       return undefined;
     };
-    const timer = setTimeout(() => finish(new Error(`${name} printed no line matching ${re} within ${ms} ms\n${proc.output()}`)), ms);
+    const timer = setTimeout(() => finish(new Error(`${name} printed no line matching ${re} within ${ms} ms\n${proc.output(12)}`)), ms);
     function finish(err, value) {
       clearTimeout(timer);
       proc.waiters.delete(check);
