@@ -24,8 +24,12 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive
-  sudo_if_needed apt-get update -qq >/dev/null
-  sudo_if_needed apt-get install -y -qq "${missing[@]}" >/dev/null
+  if ! out=$(sudo_if_needed apt-get update -qq 2>&1 \
+      && sudo_if_needed apt-get install -y -qq "${missing[@]}" 2>&1); then
+    echo "$out" >&2
+    echo "setup: apt-get failed" >&2
+    exit 1
+  fi
 fi
 
 # npm packages, exactly as locked; redone only when the lock file changed.
@@ -34,8 +38,11 @@ if [ ! -f node_modules/sockjs-client/dist/sockjs.min.js ] \
   || [ ! -d node_modules/playwright-core ] \
   || [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true
-  test -f node_modules/sockjs-client/dist/sockjs.min.js
+  if ! out=$(npm ci --no-audit --no-fund --no-progress --loglevel=error 2>&1); then
+    echo "$out" >&2
+    echo "setup: npm ci failed" >&2
+    exit 1
+  fi
 fi
 
 # pyzmq for samples/datereply-sjp.py (its test is skipped without it).

@@ -78,6 +78,7 @@ before(async () => {
   const [httpPort, ...zmq] = await h.freePorts(7);
   proxyUrl = `http://127.0.0.1:${httpPort}`;
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sjp-browser-'));
+  process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
   const service = (prefix, i, extra = '') =>
     `[[service]]\nprefix = "${prefix}"\npush = "tcp://127.0.0.1:${zmq[i]}"\npull = "tcp://127.0.0.1:${zmq[i + 1]}"\n${extra}\n`;
   const echoServices = service('/echo', 0) + service('/close', 2);
