@@ -43,7 +43,11 @@ async fn main() {
             .set_linger(1000)
             .connect(&connect_endpoint(&service.pull))
             .expect("connect PUSH");
-        let name = if service.prefix.is_empty() { "/" } else { &service.prefix };
+        let name = if service.prefix.is_empty() {
+            "/"
+        } else {
+            &service.prefix
+        };
         log::info!(
             "datereply serving {name:?}: events from {}, commands to {}",
             connect_endpoint(&service.push),
