@@ -1,0 +1,126 @@
+//! The "date reply" sample backend of the original SockJSProxy: it answers each
+//! client message with `The time now is: <now>` and then disconnects that
+//! session, so the browser sees one reply and a close (code 3000).
+//!
+//! It takes the proxy's own flags, so one command line describes both:
+//!
+//! ```text
+//! target/release/sockjsproxy --samples samples --verbose &
+//! target/release/examples/datereply        # then visit http://localhost:8080/samples/
+//! ```
+//!
+//! With `--config FILE` it serves every service of that file. It prints one
+//! line per backend event on stdout, `connect <session>`, `message <session>
+//! <json text>` and `disconnect <session>`, flushed at once (the browser tests
+//! read them).
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use sockjsproxy::cli::Cli;
+use sockjsproxy::config::{Config, connect_endpoint};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let config = match Config::from_cli(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("datereply: {e}");
+            std::process::exit(2);
+        }
+    };
+    let zmq = tmq::Context::new();
+    let mut tasks = Vec::new();
+    for service in config.services {
+        let events = tmq::pull(&zmq)
+            .connect(&connect_endpoint(&service.push))
+            .expect("connect PULL");
+        let commands = tmq::push(&zmq)
+            .set_linger(1000)
+            .connect(&connect_endpoint(&service.pull))
+            .expect("connect PUSH");
+        let name = if service.prefix.is_empty() {
+            "/"
+        } else {
+            &service.prefix
+        };
+        log::info!(
+            "datereply serving {name:?}: events from {}, commands to {}",
+            connect_endpoint(&service.push),
+            connect_endpoint(&service.pull)
+        );
+        tasks.push(tokio::spawn(serve(events, commands)));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// One line per event on stdout, flushed so that a reader sees it at once.
+fn report(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+async fn serve(mut events: tmq::pull::Pull, mut commands: tmq::push::Push) {
+    while let Some(Ok(event)) = events.next().await {
+        let parts: Vec<Vec<u8>> = event.iter().map(|m| m.to_vec()).collect();
+        let [kind, session, data] = parts.as_slice() else {
+            log::warn!("event with {} parts ignored", parts.len());
+            continue;
+        };
+        let id = String::from_utf8_lossy(session).into_owned();
+        match kind.as_slice() {
+            b"connect" => report(&format!("connect {id}")),
+            b"disconnect" => report(&format!("disconnect {id}")),
+            b"message" => {
+                let text = String::from_utf8_lossy(data);
+                report(&format!(
+                    "message {id} {}",
+                    serde_json::Value::from(text.as_ref())
+                ));
+                let reply = format!("The time now is: {}", now_utc());
+                for command in [
+                    [&b"message"[..], session, reply.as_bytes()],
+                    [&b"disconnect"[..], session, &b""[..]],
+                ] {
+                    let msg: Vec<tmq::Message> =
+                        command.iter().map(|p| tmq::Message::from(*p)).collect();
+                    if commands.send(tmq::Multipart::from(msg)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            other => log::warn!("unknown event {:?} ignored", String::from_utf8_lossy(other)),
+        }
+    }
+}
+
+/// The current time as `YYYY-MM-DD HH:MM:SS UTC`, with no date crate: the
+/// civil-from-days conversion of the proleptic Gregorian calendar.
+fn now_utc() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""The "date reply" sample backend of sockjsproxy, in Python with pyzmq.
+
+It answers each client message with ``The time now is: <now>`` and then
+disconnects that session, so the browser sees one reply and a close (code
+3000). It logs every connect and disconnect. The same backend in Rust is
+``examples/datereply.rs``.
+
+    pip install pyzmq
+    target/release/sockjsproxy --samples samples --verbose &
+    python3 samples/datereply-sjp.py      # then visit http://localhost:8080/samples/
+
+The proxy binds a PUSH socket (``--in-port``, default 9241) that sends
+``[type, session, data]`` events and a PULL socket (``--out-port``, default
+9242) that takes ``[message|disconnect, session, data]`` commands; this
+backend connects a PULL to the first and a PUSH to the second.
+"""
+
+import argparse
+import datetime
+import json
+import sys
+
+import zmq
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-a", "--address", default="127.0.0.1",
+                        help="host of the proxy's 0MQ sockets (default 127.0.0.1)")
+    parser.add_argument("-i", "--in-port", type=int, default=9241,
+                        help="the proxy's PUSH port, where events come from (default 9241)")
+    parser.add_argument("-o", "--out-port", type=int, default=9242,
+                        help="the proxy's PULL port, where commands go (default 9242)")
+    args = parser.parse_args()
+    host = "127.0.0.1" if args.address in ("*", "0.0.0.0") else args.address
+
+    ctx = zmq.Context()
+    events = ctx.socket(zmq.PULL)
+    events.connect("tcp://%s:%d" % (host, args.in_port))
+    commands = ctx.socket(zmq.PUSH)
+    commands.setsockopt(zmq.LINGER, 1000)
+    commands.connect("tcp://%s:%d" % (host, args.out_port))
+    log("datereply serving: events from tcp://%s:%d, commands to tcp://%s:%d"
+        % (host, args.in_port, host, args.out_port))
+
+    try:
+        while True:
+            parts = events.recv_multipart()
+            if len(parts) != 3:
+                log("event with %d parts ignored" % len(parts))
+                continue
+            kind, session, data = parts
+            sid = session.decode("utf-8", "replace")
+            if kind == b"connect":
+                log("connect %s" % sid)
+            elif kind == b"disconnect":
+                log("disconnect %s" % sid)
+            elif kind == b"message":
+                text = data.decode("utf-8", "replace")
+                log("message %s %s" % (sid, json.dumps(text, ensure_ascii=False)))
+                now = datetime.datetime.now(datetime.timezone.utc)
+                reply = "The time now is: %s" % now.strftime("%Y-%m-%d %H:%M:%S UTC")
+                commands.send_multipart([b"message", session, reply.encode("utf-8")])
+                commands.send_multipart([b"disconnect", session, b""])
+            else:
+                log("unknown event %r ignored" % kind)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        events.close(0)
+        commands.close()
+        ctx.term()
+
+
+def log(line):
+    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

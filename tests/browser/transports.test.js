@@ -1,0 +1,233 @@
+// Browser tests of every SockJS transport against the real proxy.
+//
+// Starts target/release/sockjsproxy (or $SOCKJSPROXY_BIN) with three services
+// on free loopback ports, real zmq backends (examples/echo for /echo and
+// /close, examples/datereply for /date), a static server on another port for a
+// cross-origin test page, and Debian's Chromium via playwright-core. For each
+// transport, forced with {transports: [name]}, it checks that the session opens
+// with that transport, echoes awkward texts intact and in order, gets a
+// backend disconnect as close 3000, and that a close in the browser reaches
+// the backend as a `disconnect` event. Run: node --test tests/browser/
+'use strict';
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const h = require('./lib/harness');
+const { testPage } = require('./lib/page');
+
+const TRANSPORTS = [
+  'websocket', 'xhr-streaming', 'xhr-polling', 'eventsource',
+  'iframe-eventsource', 'iframe-htmlfile', 'iframe-xhr-polling', 'jsonp-polling',
+];
+
+// Texts that break naive framing, quoting or decoding somewhere on the way.
+const TEXTS = [
+  'plain ascii',
+  'accents: é à ü ß',
+  'CJK: 中文 日本語',
+  'emoji: 😀 👍🏽 🇫🇷',
+  'quotes: "double" \'single\' `back`',
+  'backslashes: \\ \\\\ \\n \\u0041 \\"',
+  '<b>tags</b> & <!-- comments --> <\\/script>',
+  '{"a":1}',
+  '["x"]',
+  'a["b"]',
+  'c[3000,"Go away!"]',
+  'line\nbreaks\r\nand\ttabs',
+  'controls: \u0001\u001f\u007f and separators: \u2028\u2029',
+  'x'.repeat(20000),
+];
+// A text that ends an HTML script block, then is valid JS that logs if a
+// transport lets it run; sent between two plain texts.
+const SCRIPT_END = ['before', '</script><script>console.log(/sockjs-injected/.source)</script>', 'after'];
+
+const OPEN_MS = 10000; // also the client's transport timeout
+const STEP_MS = 10000;
+// The /date service's disconnect_delay_ms, and how long after a browser close
+// its `disconnect` may take to reach the backend.
+const DISCONNECT_DELAY_MS = 2000;
+const DISCONNECT_WAIT_MS = DISCONNECT_DELAY_MS + 6000;
+
+// Proxy bugs these tests found (see each reason). Their tests still run but are
+// reported as TODO, so that CI stays green until the proxy is fixed; set
+// BROWSER_TESTS_STRICT=1 to count them as failures.
+const KNOWN_BUGS = {
+  htmlfileScriptEnd: 'known proxy bug: htmlfile frames carry "</script>" unescaped, so a message '
+    + 'ends the frame\'s <script> block: the message is lost and what follows runs as script '
+    + 'in the proxy\'s origin (XSS)',
+  abortUnnoticed: 'known proxy bug: an aborted HTTP receiver (streaming or polling) is noticed '
+    + 'only at the next write, i.e. the next heartbeat (actix-web #1313), not within disconnect_delay',
+};
+function knownBug(reason, applies) {
+  return applies && !process.env.BROWSER_TESTS_STRICT ? reason : undefined;
+}
+
+let tmp;
+let proxy;
+let echo;
+let date;
+let server;
+let browser;
+let context;
+let proxyUrl;
+const offHost = [];
+
+before(async () => {
+  h.requireFiles();
+  const [httpPort, ...zmq] = await h.freePorts(7);
+  proxyUrl = `http://127.0.0.1:${httpPort}`;
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sjp-browser-'));
+  process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+  const service = (prefix, i, extra = '') =>
+    `[[service]]\nprefix = "${prefix}"\npush = "tcp://127.0.0.1:${zmq[i]}"\npull = "tcp://127.0.0.1:${zmq[i + 1]}"\n${extra}\n`;
+  const echoServices = service('/echo', 0) + service('/close', 2);
+  const dateService = service('/date', 4, `disconnect_delay_ms = ${DISCONNECT_DELAY_MS}`);
+  const write = (name, text) => {
+    fs.writeFileSync(path.join(tmp, name), text);
+    return path.join(tmp, name);
+  };
+  const proxyToml = write('proxy.toml', `http_address = "127.0.0.1"\nhttp_port = ${httpPort}\n`
+    + `workers = 2\nsockjs_client = ${JSON.stringify(h.SOCKJS_CLIENT)}\n\n${echoServices}${dateService}`);
+  const echoToml = write('echo.toml', echoServices);
+  const dateToml = write('date.toml', dateService);
+
+  proxy = h.startProcess('sockjsproxy', h.PROXY_BIN, ['--config', proxyToml], { rustLog: 'info' });
+  echo = h.startProcess('echo', h.ECHO_BIN, ['--config', echoToml]);
+  date = h.startProcess('datereply', h.DATEREPLY_BIN, ['--config', dateToml]);
+  await h.waitForHttp(`${proxyUrl}/echo/info`, proxy);
+  server = await h.servePage(testPage(proxyUrl));
+  browser = await h.launchBrowser();
+  context = await browser.newContext();
+  context.on('request', (req) => {
+    const { hostname, protocol } = new URL(req.url());
+    if (hostname !== '127.0.0.1' && protocol !== 'data:' && protocol !== 'about:') offHost.push(req.url());
+  });
+}, { timeout: 60000 });
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  if (server) await server.close();
+  await Promise.all([proxy, echo, date].filter(Boolean).map((p) => p.stop()));
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+}, { timeout: 30000 });
+
+/**
+ * Runs `fn(page, logs)` on a fresh tab of the cross-origin test page; `logs`
+ * collects console.log texts from any of its frames (the iframes included).
+ */
+async function withPage(fn) {
+  const page = await context.newPage();
+  const logs = [];
+  page.on('console', (m) => logs.push(m.text()));
+  try {
+    await page.goto(server.url, { timeout: STEP_MS });
+    await page.waitForFunction(() => window.T && window.SockJS, null, { timeout: STEP_MS });
+    return await fn(page, logs);
+  } finally {
+    await page.close().catch(() => {});
+  }
+}
+
+/** page.evaluate, bounded even if the page hangs. */
+function run(page, fn, arg, what) {
+  return h.withTimeout(page.evaluate(fn, arg), STEP_MS + OPEN_MS, what);
+}
+
+function open(page, prefix, transport) {
+  return run(page, ([u, t, ms]) => window.T.open(u, t, ms),
+    [`${proxyUrl}${prefix}`, transport, OPEN_MS], `open ${prefix} with ${transport}`);
+}
+
+/** Like deepEqual on lists of texts, with a short message (texts can be long). */
+function assertSameTexts(got, expected, what) {
+  const short = (t) => JSON.stringify(t.length > 80 ? `${t.slice(0, 60)}…(${t.length} chars)` : t);
+  const i = expected.findIndex((t, k) => got[k] !== t);
+  if (i === -1 && got.length === expected.length) return;
+  const where = i === -1 ? `${got.length - expected.length} extra after the last` : `text ${i}`;
+  assert.fail(`${what}: ${got.length} of ${expected.length} texts, first difference at ${where}: `
+    + `got ${i === -1 ? short(got[expected.length]) : got[i] === undefined ? 'nothing' : short(got[i])}`
+    + `${i === -1 ? '' : `, expected ${short(expected[i])}`}`);
+}
+
+function assertOpened(opened, transport) {
+  assert.equal(opened.closed, null,
+    `the session closed before it opened: ${JSON.stringify(opened.closed)}\n${proxy.output()}`);
+  assert.equal(opened.transport, transport, 'sock.transport once open');
+}
+
+for (const transport of TRANSPORTS) {
+  describe(transport, () => {
+    test('opens with this transport and echoes every text intact and in order', async () => {
+      await withPage(async (page) => {
+        const opened = await open(page, '/echo', transport);
+        assertOpened(opened, transport);
+        const got = await run(page, ([id, texts, ms]) => window.T.echo(id, texts, ms),
+          [opened.id, TEXTS, STEP_MS], 'echo');
+        assert.equal(got.closed, null, `closed during the echo: ${JSON.stringify(got.closed)}`);
+        assertSameTexts(got.messages, TEXTS, 'echoes');
+        const closed = await run(page, (id) => window.T.close(id), opened.id, 'close');
+        assertSameTexts(closed.messages, TEXTS, 'no message after the echoes');
+      });
+    });
+
+    test('a text containing "</script>" arrives intact and never runs as script',
+      { todo: knownBug(KNOWN_BUGS.htmlfileScriptEnd, transport === 'iframe-htmlfile') }, async () => {
+      await withPage(async (page, logs) => {
+        const opened = await open(page, '/echo', transport);
+        assertOpened(opened, transport);
+        const got = await run(page, ([id, texts, ms]) => window.T.echo(id, texts, ms),
+          [opened.id, SCRIPT_END, STEP_MS], 'echo');
+        assert.ok(!logs.includes('sockjs-injected'), 'the text ran as script in the page');
+        assertSameTexts(got.messages, SCRIPT_END, 'echoes');
+      });
+    });
+
+    test('a backend disconnect on connect closes the session with 3000 "Go away!"', async () => {
+      await withPage(async (page) => {
+        const opened = await open(page, '/close', transport);
+        assert.equal(opened.transport, transport, `sock.transport once open (${JSON.stringify(opened.closed)})`);
+        const got = await run(page, ([id, ms]) => window.T.waitClose(id, ms), [opened.id, STEP_MS], 'wait close');
+        assert.deepEqual(got.closed && [got.closed.code, got.closed.reason], [3000, 'Go away!']);
+        assert.deepEqual(got.messages, []);
+      });
+    });
+
+    test('a backend reply then disconnect arrive in order (datereply)', async () => {
+      await withPage(async (page) => {
+        const mark = date.lines.length;
+        const opened = await open(page, '/date', transport);
+        assertOpened(opened, transport);
+        await run(page, ([id, text]) => window.T.send(id, text), [opened.id, 'what time is it? é中😀'], 'send');
+        const got = await run(page, ([id, ms]) => window.T.waitClose(id, ms), [opened.id, STEP_MS], 'wait close');
+        assert.equal(got.messages.length, 1, `one reply: ${JSON.stringify(got.messages)}`);
+        assert.match(got.messages[0], /^The time now is: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+        assert.deepEqual(got.closed && [got.closed.code, got.closed.reason], [3000, 'Go away!']);
+        const { match } = await date.waitForLine(/^message \d+ (.*)$/, mark, STEP_MS);
+        assert.equal(JSON.parse(match[1]), 'what time is it? é中😀', 'the backend got the text intact');
+      });
+    });
+
+    test('closing in the browser sends disconnect to the backend within disconnect_delay',
+      { todo: knownBug(KNOWN_BUGS.abortUnnoticed, transport !== 'websocket') }, async () => {
+      await withPage(async (page) => {
+        const mark = date.lines.length;
+        const opened = await open(page, '/date', transport);
+        assertOpened(opened, transport);
+        const { match } = await date.waitForLine(/^connect (\d+)$/, mark, STEP_MS);
+        const session = match[1];
+        const closed = await run(page, (id) => window.T.close(id), opened.id, 'close');
+        assert.deepEqual(closed.closed && [closed.closed.code, closed.closed.reason], [1000, 'Normal closure']);
+        // Without a receiver, the session ends after disconnect_delay at most.
+        await date.waitForLine(new RegExp(`^disconnect ${session}$`), mark, DISCONNECT_WAIT_MS);
+      });
+    });
+  });
+}
+
+test('every request went to 127.0.0.1 (no CDN)', () => {
+  assert.deepEqual(offHost, []);
+});
