@@ -66,6 +66,9 @@ pub enum ConfigError {
     NotADirectory(PathBuf),
     #[error("static url {0:?} must start with '/'")]
     StaticUrl(String),
+    /// Bridge mode's settings (issue 4), checked in [`crate::bridge::settings`].
+    #[error(transparent)]
+    Bridge(Box<crate::bridge::settings::SettingsError>),
 }
 
 /// The whole, validated configuration.
@@ -79,6 +82,8 @@ pub struct Config {
     pub static_dirs: Vec<(String, PathBuf)>,
     /// A local sockjs-client file served at [`LOCAL_SOCKJS_URL`].
     pub sockjs_client: Option<PathBuf>,
+    /// Bridge mode (issue 4): `None` unless `--bridge` is given.
+    pub bridge: Option<crate::bridge::BridgeConfig>,
 }
 
 /// One SockJS service and the 0MQ endpoints its backend talks to.
@@ -228,8 +233,14 @@ impl Config {
             services,
             static_dirs,
             sockjs_client,
+            bridge: bridge_config(cli)?,
         })
     }
+}
+
+/// Bridge mode's settings; kept apart from the SockJS ones.
+fn bridge_config(cli: &Cli) -> Result<Option<crate::bridge::BridgeConfig>, ConfigError> {
+    crate::bridge::BridgeConfig::from_cli(cli).map_err(|e| ConfigError::Bridge(Box::new(e)))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

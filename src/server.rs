@@ -46,6 +46,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let services = web::Data::new(Services::new(services));
     let static_dirs = config.static_dirs.clone();
     let sockjs_client = config.sockjs_client.clone();
+    let bridge = config.bridge.as_ref().map(crate::bridge::Bridge::new);
 
     let address = format!("{}:{}", config.http_address, config.http_port);
     let server = HttpServer::new(move || {
@@ -65,6 +66,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                     .index_file("index.html")
                     .redirect_to_slash_directory(),
             );
+        }
+        if let Some(bridge) = &bridge {
+            // Bridge mode (issue 4): its websocket and client script.
+            app = app.configure(|c| bridge.mount(c));
         }
         app.default_service(web::to(dispatch))
     })
