@@ -87,4 +87,13 @@ pub struct Cli {
     /// Seconds a bridge REQ waits for its reply before the browser gets an error.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     pub bridge_timeout: f64,
+
+    /// Seconds the --bridge-auth service has to answer; silence means "denied".
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 5.0,
+        requires = "bridge_auth"
+    )]
+    pub bridge_auth_timeout: f64,
 }

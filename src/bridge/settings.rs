@@ -8,9 +8,6 @@ use std::time::Duration;
 use super::policy::{Policy, PolicyError};
 use crate::cli::Cli;
 
-/// How long the auth service has to answer one question.
-pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
-
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("bad --bridge path {0:?}: it must start with '/', not be '/' and not end with '/'")]
@@ -19,8 +16,8 @@ pub enum SettingsError {
     Policy(#[from] PolicyError),
     #[error("bad --bridge-auth: {0}")]
     Auth(#[from] crate::config::ConfigError),
-    #[error("--bridge-timeout must be between 0.01 and 86400 seconds, got {0}")]
-    Timeout(f64),
+    #[error("{0} must be between 0.01 and 86400 seconds, got {1}")]
+    Timeout(&'static str, f64),
 }
 
 /// Everything bridge mode needs to know.
@@ -62,18 +59,22 @@ impl BridgeConfig {
             Some(endpoint) => Some(crate::config::check_endpoint(endpoint)?),
             None => None,
         };
-        let secs = cli.bridge_timeout;
-        if !(0.01..=86_400.0).contains(&secs) {
-            return Err(SettingsError::Timeout(secs));
-        }
         Ok(Some(BridgeConfig {
             path: path.clone(),
             policy,
             policy_file: cli.bridge_policy.clone(),
             auth,
             hwm: cli.bridge_hwm,
-            timeout: Duration::from_secs_f64(secs),
-            auth_timeout: AUTH_TIMEOUT,
+            timeout: seconds("--bridge-timeout", cli.bridge_timeout)?,
+            auth_timeout: seconds("--bridge-auth-timeout", cli.bridge_auth_timeout)?,
         }))
+    }
+}
+
+fn seconds(flag: &'static str, secs: f64) -> Result<Duration, SettingsError> {
+    if (0.01..=86_400.0).contains(&secs) {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(SettingsError::Timeout(flag, secs))
     }
 }
