@@ -46,7 +46,9 @@ async fn main() -> Result<(), tmq::TmqError> {
         println!("{} -> {answer}", String::from_utf8_lossy(&body));
         let reply = answer.to_string();
         rep = sender
-            .send(tmq::Multipart::from(vec![tmq::Message::from(reply.as_bytes())]))
+            .send(tmq::Multipart::from(vec![tmq::Message::from(
+                reply.as_bytes(),
+            )]))
             .await?;
     }
 }

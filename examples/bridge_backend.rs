@@ -33,7 +33,9 @@ fn rpc() -> RpcServer {
     RpcServer::new()
         .function("echo", |call| Ok(call.arg(0, "msg")?.clone()))
         .function("add", move |call| {
-            Ok(json!(number(call.arg(0, "a")?)? + number(call.arg(1, "b")?)?))
+            Ok(json!(
+                number(call.arg(0, "a")?)? + number(call.arg(1, "b")?)?
+            ))
         })
         .function("add_user", |call| {
             let kind = call.arg(2, "type").cloned().unwrap_or(json!("boy"));
@@ -42,7 +44,9 @@ fn rpc() -> RpcServer {
         .guard("add_user", |call| {
             call.arg(0, "username").is_ok_and(|u| u == "hugo")
         })
-        .function("fail", |_| Err(RpcError::Failed("fail always fails".into())))
+        .function("fail", |_| {
+            Err(RpcError::Failed("fail always fails".into()))
+        })
 }
 
 fn is_rpc(body: &[u8]) -> bool {

@@ -169,9 +169,15 @@ impl PubRpcClient {
         PubRpcClient { socket }
     }
 
-    /// The message for one call: `{"funcname", "args"}` (no kwargs: JS has none).
+    /// The message for one call: `{"funcname", "args"}` (no kwargs: JS has
+    /// none). `funcname` comes first, so that a browser SUB can subscribe to
+    /// one function with the prefix `{"funcname":"name"`.
     pub fn message(funcname: &str, args: &[Value]) -> String {
-        json!({ "funcname": funcname, "args": args }).to_string()
+        format!(
+            "{{\"funcname\":{},\"args\":{}}}",
+            Value::from(funcname),
+            Value::from(args.to_vec())
+        )
     }
 
     /// Publishes one call. PUB never blocks on subscribers; with none, the call is lost.
@@ -196,7 +202,9 @@ mod tests {
                 let kind = c.arg(2, "type").cloned().unwrap_or(json!("boy"));
                 Ok(json!({"status": "success", "type": kind}))
             })
-            .guard("add_user", |c| c.arg(0, "username").is_ok_and(|u| u == "hugo"))
+            .guard("add_user", |c| {
+                c.arg(0, "username").is_ok_and(|u| u == "hugo")
+            })
             .function("fail", |_| Err(RpcError::Failed("it broke".into())))
             .function("panic", |_| panic!("boom"))
     }
@@ -210,22 +218,39 @@ mod tests {
         let r = call(json!({"funcname": "echo", "args": ["hello!"], "kwargs": {}}));
         assert_eq!(r, json!({"returnval": "hello!"}));
         // The README's `rpc('echo', 'hello!', ...)`: one argument, not six letters.
-        assert_eq!(call(json!({"funcname": "echo", "args": "hello!"}))["returnval"], "hello!");
-        assert_eq!(call(json!({"funcname": "echo", "kwargs": {"msg": 1}}))["returnval"], 1);
+        assert_eq!(
+            call(json!({"funcname": "echo", "args": "hello!"}))["returnval"],
+            "hello!"
+        );
+        assert_eq!(
+            call(json!({"funcname": "echo", "kwargs": {"msg": 1}}))["returnval"],
+            1
+        );
     }
 
     #[test]
     fn guards_are_called_with_the_arguments() {
-        let hugo = call(json!({"funcname": "add_user", "args": ["hugo", "pw"], "kwargs": {"type": "girl"}}));
-        assert_eq!(hugo["returnval"], json!({"status": "success", "type": "girl"}));
+        let hugo = call(
+            json!({"funcname": "add_user", "args": ["hugo", "pw"], "kwargs": {"type": "girl"}}),
+        );
+        assert_eq!(
+            hugo["returnval"],
+            json!({"status": "success", "type": "girl"})
+        );
         let eve = call(json!({"funcname": "add_user", "args": ["eve", "pw"]}));
-        assert_eq!(eve, json!({"status": "error", "error_msg": "unauthorized access"}));
+        assert_eq!(
+            eve,
+            json!({"status": "error", "error_msg": "unauthorized access"})
+        );
     }
 
     #[test]
     fn errors_are_replies() {
         let error = |r: Value| r["error_msg"].as_str().unwrap().to_string();
-        assert_eq!(error(call(json!({"funcname": "nope"}))), "unknown function \"nope\"");
+        assert_eq!(
+            error(call(json!({"funcname": "nope"}))),
+            "unknown function \"nope\""
+        );
         assert_eq!(error(call(json!({"funcname": "fail"}))), "it broke");
         assert_eq!(error(call(json!({"funcname": "panic"}))), "panic panicked");
         assert!(error(call(json!({"funcname": "echo"}))).contains("missing argument"));
@@ -234,7 +259,9 @@ mod tests {
 
     #[test]
     fn pub_messages_have_the_originals_shape() {
-        let m: Value = serde_json::from_str(&PubRpcClient::message("add", &[json!(1), json!(2)])).unwrap();
+        let m: Value =
+            serde_json::from_str(&PubRpcClient::message("add", &[json!(1), json!(2)])).unwrap();
         assert_eq!(m, json!({"funcname": "add", "args": [1, 2]}));
+        assert!(PubRpcClient::message("add", &[]).starts_with(r#"{"funcname":"add""#));
     }
 }
