@@ -263,7 +263,7 @@ impl BridgeSession {
         let seq = req.next_seq;
         req.next_seq += 1;
         if let Err(e) = req.lease.send(seq, content) {
-            let frame = wire::error(identity, e);
+            let frame = wire::error(identity, &e);
             self.send(ctx, frame);
             return;
         }

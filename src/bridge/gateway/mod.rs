@@ -69,7 +69,7 @@ impl Gateways {
             }
         };
         gateway.register(socket, replies);
-        Ok(ReqLease::new(self.clone(), gateway, endpoint, socket))
+        Ok(ReqLease::new(self.clone(), gateway, socket))
     }
 
     /// Registers a subscriber with the SUB of `endpoint`, making it if needed.

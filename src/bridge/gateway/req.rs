@@ -89,12 +89,7 @@ pub struct ReqLease {
 }
 
 impl ReqLease {
-    pub(super) fn new(
-        gateways: Arc<Gateways>,
-        gateway: Arc<ReqGateway>,
-        _endpoint: &str,
-        socket: u64,
-    ) -> ReqLease {
+    pub(super) fn new(gateways: Arc<Gateways>, gateway: Arc<ReqGateway>, socket: u64) -> ReqLease {
         ReqLease {
             gateways,
             gateway,
@@ -103,7 +98,7 @@ impl ReqLease {
     }
 
     /// Queues request `seq` without waiting; the reply comes as a [`ReqReply`].
-    pub fn send(&self, seq: u64, content: String) -> Result<(), &'static str> {
+    pub fn send(&self, seq: u64, content: String) -> Result<(), String> {
         let outgoing = Outgoing {
             socket: self.socket,
             seq,
@@ -112,7 +107,12 @@ impl ReqLease {
         self.gateway
             .outgoing
             .try_send(outgoing)
-            .map_err(|_| "the backend queue is full")
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => "the backend queue is full".to_string(),
+                mpsc::error::TrySendError::Closed(_) => {
+                    format!("the gateway to {} has failed", self.gateway.endpoint)
+                }
+            })
     }
 
     pub fn endpoint(&self) -> &str {
