@@ -305,3 +305,63 @@ async fn the_client_script_is_served() {
     assert!(body.contains("application/javascript"));
     assert!(body.contains("RPCClient") && body.contains("PubRPCServer"));
 }
+
+/// Reads 0MQ monitor events (event id, endpoint) from a PAIR socket.
+async fn next_event(monitor: &mut tmq::pair::Pair, wait: Duration) -> Option<u16> {
+    use futures_util::StreamExt;
+    let message = tokio::time::timeout(wait, monitor.next())
+        .await
+        .ok()??
+        .ok()?;
+    let first = message.iter().next()?;
+    Some(u16::from_le_bytes([first[0], first[1]]))
+}
+
+#[tokio::test]
+async fn one_dealer_is_shared_and_closed_when_its_last_user_leaves() {
+    const ACCEPTED: u16 = 0x0020;
+    const DISCONNECTED: u16 = 0x0200;
+    let ep = endpoint();
+    let zmq = tmq::Context::new();
+    let monitor_ep = format!("inproc://monitor-{}", free_port());
+    let events = ACCEPTED as i32 | DISCONNECTED as i32;
+    let mut rep = tmq::reply(&zmq)
+        .set_linger(0)
+        .monitor(&monitor_ep, events)
+        .bind(&ep)
+        .unwrap();
+    let mut monitor = tmq::pair(&zmq).connect(&monitor_ep).unwrap();
+    tokio::spawn(async move {
+        while let Ok((_, sender)) = rep.recv().await {
+            let reply = tmq::Multipart::from(vec![tmq::Message::from("ok")]);
+            match sender.send(reply).await {
+                Ok(r) => rep = r,
+                Err(_) => break,
+            }
+        }
+    });
+    let policy = open_policy();
+    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
+    let mut first = proxy.client().await;
+    let mut second = proxy.client().await;
+    assert_connected(&first.connect_socket("A", &ep, REQ, json!({})).await, "A");
+    assert_connected(&first.connect_socket("B", &ep, REQ, json!({})).await, "B");
+    assert_connected(&second.connect_socket("A", &ep, REQ, json!({})).await, "A");
+    first.send_data("A", "x").await;
+    assert_eq!(first.recv().await["content"], "ok");
+
+    let wait = Duration::from_secs(2);
+    assert_eq!(next_event(&mut monitor, wait).await, Some(ACCEPTED));
+    // Three virtual sockets on two websockets: still one connection.
+    assert_eq!(
+        next_event(&mut monitor, Duration::from_millis(300)).await,
+        None
+    );
+    drop(first);
+    assert_eq!(
+        next_event(&mut monitor, Duration::from_millis(500)).await,
+        None
+    );
+    drop(second);
+    assert_eq!(next_event(&mut monitor, wait).await, Some(DISCONNECTED));
+}
