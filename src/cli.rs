@@ -81,11 +81,17 @@ pub struct Cli {
     pub bridge_auth: Option<String>,
 
     /// High-water mark of the bridge's backend sockets.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..))]
+    #[arg(long, value_name = "MESSAGES", default_value_t = 1000, requires = "bridge",
+          value_parser = clap::value_parser!(i32).range(1..))]
     pub bridge_hwm: i32,
 
     /// Seconds a bridge REQ waits for its reply before the browser gets an error.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30.0,
+        requires = "bridge"
+    )]
     pub bridge_timeout: f64,
 
     /// Seconds the --bridge-auth service has to answer; silence means "denied".

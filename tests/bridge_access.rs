@@ -63,17 +63,40 @@ async fn the_policy_allows_exactly_its_rules() {
     assert_connected(&hugo, "H");
 }
 
-#[tokio::test]
-async fn a_bad_policy_file_stops_the_proxy_at_start() {
-    let policy = policy_file("[[allow]]\nendpoint = \"tcp://*:1\"\nsocket_types = [\"REP\"]\n");
+/// Runs the binary with `args`, expecting it to refuse them at start-up.
+fn refused_at_start(args: &[&str], needle: &str) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sockjsproxy"))
-        .args(["--bridge", "/data", "--bridge-policy"])
-        .arg(&policy)
+        .args(args)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bad bridge policy"), "{stderr}");
+    assert!(stderr.contains(needle), "{args:?}: {stderr}");
+}
+
+#[tokio::test]
+async fn bad_bridge_settings_stop_the_proxy_at_start() {
+    let policy = policy_file("[[allow]]\nendpoint = \"tcp://*:1\"\nsocket_types = [\"REP\"]\n");
+    let policy = policy.display().to_string();
+    refused_at_start(
+        &["--bridge", "/data", "--bridge-policy", &policy],
+        "bad bridge policy",
+    );
+    refused_at_start(
+        &["--bridge", "/data", "--bridge-policy", "/nonexistent.toml"],
+        "cannot read",
+    );
+    refused_at_start(&["--bridge", "data"], "bad --bridge path");
+    refused_at_start(
+        &["--bridge", "/data", "--bridge-auth", "tcp://x"],
+        "bad --bridge-auth",
+    );
+    refused_at_start(
+        &["--bridge", "/data", "--bridge-timeout", "0"],
+        "--bridge-timeout",
+    );
+    refused_at_start(&["--bridge-timeout", "3"], "--bridge");
+    refused_at_start(&["--bridge-policy", &policy], "--bridge");
 }
 
 /// The auth service of these tests: websockets need header `x-token: good`
