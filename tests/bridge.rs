@@ -192,13 +192,13 @@ async fn malformed_input_gets_error_frames_and_the_websocket_carries_on() {
 #[tokio::test]
 async fn unanswered_request_times_out_and_a_late_reply_is_not_mixed_up() {
     let ep = endpoint();
-    // "slow" is answered 200 ms after the proxy gave up on it, "fast" at once.
+    // "slow" is answered 400 ms after the proxy gave up on it, "fast" at once.
     rep_peer(&ep, |m| {
-        let delay = if m == "slow" { 700 } else { 0 };
+        let delay = if m == "slow" { 1400 } else { 0 };
         (Duration::from_millis(delay), format!("reply-to-{m}"))
     });
     let policy = open_policy();
-    let proxy = Proxy::start(&["--bridge-policy", &policy, "--bridge-timeout", "0.5"]).await;
+    let proxy = Proxy::start(&["--bridge-policy", &policy, "--bridge-timeout", "1"]).await;
     let mut c = proxy.client().await;
     assert_connected(&c.connect_socket("R", &ep, REQ, json!({})).await, "R");
 
