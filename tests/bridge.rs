@@ -251,6 +251,35 @@ async fn requests_in_flight_are_answered_in_order_or_refused() {
 }
 
 #[tokio::test]
+async fn waiting_requests_are_bounded_in_bytes_per_websocket() {
+    let ep = endpoint();
+    rep_peer(&ep, |m| {
+        let delay = if m == "block" { 1000 } else { 0 };
+        (Duration::from_millis(delay), format!("{}", m.len()))
+    });
+    let policy = open_policy();
+    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
+    let mut c = proxy.client().await;
+    assert_connected(&c.connect_socket("Q", &ep, REQ, json!({})).await, "Q");
+    c.send_data("Q", "block").await;
+    // 40 × 100 KiB fit in the proxy's 4 MiB (MAX_WAITING_BYTES); the 41st does not.
+    let big = "x".repeat(100 * 1024);
+    for _ in 0..41 {
+        c.send_data("Q", &big).await;
+    }
+    assert_error(
+        &c.recv().await,
+        "Q",
+        "error",
+        "bytes of requests already wait",
+    );
+    assert_eq!(c.recv().await["content"], "5");
+    for _ in 0..40 {
+        assert_eq!(c.recv().await["content"], "102400");
+    }
+}
+
+#[tokio::test]
 async fn a_hundred_virtual_sockets_share_one_websocket() {
     let ep = endpoint();
     let seen = rep_peer(&ep, echo("re:"));

@@ -6,7 +6,8 @@
 //! this actor, so two websockets that use the same identity never meet.
 //!
 //! REQ sockets keep 0MQ's REQ discipline on the proxy side: one request in
-//! flight, later ones wait in order (up to [`MAX_WAITING`], then are refused
+//! flight, later ones wait in order (up to [`MAX_WAITING`] per socket and
+//! [`MAX_WAITING_BYTES`] per websocket, then are refused
 //! with an error frame), and each request gets its reply, an error, or a
 //! timeout error after `--bridge-timeout`. Nothing the browser sends closes
 //! the websocket: bad input is answered with an error frame for the identity
@@ -29,6 +30,9 @@ use super::wire::{self, ClientFrame, ConnectRequest, SocketKind, WireError};
 pub const MAX_SOCKETS: usize = 1024;
 /// Requests one REQ virtual socket may queue behind the one in flight.
 pub const MAX_WAITING: usize = 64;
+/// Bytes of waiting requests one websocket may hold, all sockets together, so
+/// that a client cannot make the proxy buffer sockets × waiting × frame size.
+pub const MAX_WAITING_BYTES: usize = 4 * 1024 * 1024;
 
 /// Who is on the other end of the websocket, for the auth service.
 #[derive(Debug, Clone)]
@@ -71,6 +75,8 @@ pub struct BridgeSession {
     sockets: HashMap<String, VirtualSocket>,
     /// Proxy key → identity, to route replies.
     keys: HashMap<u64, String>,
+    /// Bytes in every REQ socket's `waiting` queue.
+    waiting_bytes: usize,
 }
 
 fn next_key() -> u64 {
@@ -98,6 +104,7 @@ impl BridgeSession {
             peer,
             sockets: HashMap::new(),
             keys: HashMap::new(),
+            waiting_bytes: 0,
         }
     }
 
@@ -229,6 +236,9 @@ impl BridgeSession {
     fn close_socket(&mut self, identity: &str) {
         if let Some(socket) = self.sockets.remove(identity) {
             self.keys.retain(|_, id| id != identity);
+            if let VirtualSocket::Req(req) = &socket {
+                self.waiting_bytes -= req.waiting.iter().map(String::len).sum::<usize>();
+            }
             drop(socket); // the lease deregisters from its gateway
         }
     }
@@ -244,7 +254,15 @@ impl BridgeSession {
             Some(VirtualSocket::Req(req)) if req.waiting.len() >= MAX_WAITING => Some(format!(
                 "refused: {MAX_WAITING} requests already wait for a reply"
             )),
+            Some(VirtualSocket::Req(_))
+                if self.waiting_bytes + content.len() > MAX_WAITING_BYTES =>
+            {
+                Some(format!(
+                    "refused: {MAX_WAITING_BYTES} bytes of requests already wait on this websocket"
+                ))
+            }
             Some(VirtualSocket::Req(req)) => {
+                self.waiting_bytes += content.len();
                 req.waiting.push_back(content);
                 None
             }
@@ -306,6 +324,9 @@ impl BridgeSession {
             Some(VirtualSocket::Req(req)) => req.waiting.pop_front(),
             _ => None,
         };
+        if let Some(content) = &next {
+            self.waiting_bytes -= content.len();
+        }
         if let Some(content) = next {
             self.dispatch(identity, content, ctx);
         }
