@@ -122,4 +122,40 @@ pub struct Cli {
     /// Log debug information.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+
+    // Bridge mode (issue 4); these stay at the end of the struct.
+    /// Serve bridge mode's websocket at this path (e.g. /data).
+    #[arg(long, value_name = "PATH")]
+    pub bridge: Option<String>,
+
+    /// TOML file of endpoints and socket types browsers may reach (deny by default).
+    #[arg(long, value_name = "FILE", requires = "bridge")]
+    pub bridge_policy: Option<PathBuf>,
+
+    /// 0MQ REP endpoint of an auth service asked for each upgrade and connect.
+    #[arg(long, value_name = "ENDPOINT", requires = "bridge")]
+    pub bridge_auth: Option<String>,
+
+    /// High-water mark of the bridge's backend sockets.
+    #[arg(long, value_name = "MESSAGES", default_value_t = 1000, requires = "bridge",
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub bridge_hwm: i32,
+
+    /// Seconds a bridge REQ waits for its reply before the browser gets an error.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30.0,
+        requires = "bridge"
+    )]
+    pub bridge_timeout: f64,
+
+    /// Seconds the --bridge-auth service has to answer; silence means "denied".
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 5.0,
+        requires = "bridge_auth"
+    )]
+    pub bridge_auth_timeout: f64,
 }

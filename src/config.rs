@@ -66,6 +66,9 @@ pub enum ConfigError {
     NotADirectory(PathBuf),
     #[error("static url {0:?} must start with '/'")]
     StaticUrl(String),
+    /// Bridge mode's settings (issue 4), checked in [`crate::bridge::settings`].
+    #[error(transparent)]
+    Bridge(Box<crate::bridge::settings::SettingsError>),
 }
 
 /// The whole, validated configuration.
@@ -86,6 +89,8 @@ pub struct Config {
     pub shutdown_linger: Duration,
     /// Certificate chain and key files for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Bridge mode (issue 4): `None` unless `--bridge` is given.
+    pub bridge: Option<crate::bridge::BridgeConfig>,
 }
 
 /// One SockJS service and the 0MQ endpoints its backend talks to.
@@ -243,8 +248,14 @@ impl Config {
                 Some(cli.shutdown_linger_ms),
                 Duration::ZERO,
             )?,
+            bridge: bridge_config(cli)?,
         })
     }
+}
+
+/// Bridge mode's settings; kept apart from the SockJS ones.
+fn bridge_config(cli: &Cli) -> Result<Option<crate::bridge::BridgeConfig>, ConfigError> {
+    crate::bridge::BridgeConfig::from_cli(cli).map_err(|e| ConfigError::Bridge(Box::new(e)))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

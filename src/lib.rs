@@ -5,6 +5,7 @@
 //! - [`config`] and [`cli`]: what to serve; [`server`]: serving it.
 
 pub mod backend;
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod metrics;

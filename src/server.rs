@@ -54,6 +54,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let metrics = metrics::configure(sources.clone());
     let static_dirs = config.static_dirs.clone();
     let sockjs_client = config.sockjs_client.clone();
+    let bridge = config.bridge.as_ref().map(crate::bridge::Bridge::new);
 
     let linger = config.shutdown_linger;
     let address = format!("{}:{}", config.http_address, config.http_port);
@@ -89,6 +90,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                     .index_file("index.html")
                     .redirect_to_slash_directory(),
             );
+        }
+        if let Some(bridge) = &bridge {
+            // Bridge mode (issue 4): its websocket and client script.
+            app = app.configure(|c| bridge.mount(c));
         }
         app.default_service(web::to(dispatch))
     })

@@ -1,0 +1,164 @@
+//! The bridge websocket: the HTTP upgrade at `--bridge PATH`, which asks the
+//! auth service first when there is one, and the task that reads the browser's
+//! frames with actix-http's websocket codec and hands each text message to
+//! the session actor.
+//!
+//! A refused upgrade is `403 Forbidden` with the service's reason (the
+//! original answered a bare 404).
+
+use std::sync::Arc;
+
+use actix::{Actor, Addr};
+use actix_codec::Decoder;
+use actix_http::ws::{self, CloseCode, Codec, Frame, Item};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde_json::{Map, Value, json};
+
+use super::Bridge;
+use super::outbox::Outbox;
+use super::session::{BridgeSession, BrowserGone, FromBrowser, Peer};
+
+/// Largest message a browser may send, fragments included.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+pub async fn upgrade(req: HttpRequest, payload: web::Payload, bridge: Arc<Bridge>) -> HttpResponse {
+    if let Err(e) = ws::verify_handshake(req.head()) {
+        return HttpResponse::BadRequest()
+            .content_type("text/plain; charset=UTF-8")
+            .body(format!("Not a valid websocket request: {e}"));
+    }
+    let accept = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| ws::hash_key(k.as_bytes()))
+        .and_then(|k| HeaderValue::from_bytes(&k).ok());
+    let Some(accept) = accept else {
+        return HttpResponse::BadRequest().body("Not a valid websocket request");
+    };
+    let mut peer = Peer {
+        path: req.path().to_string(),
+        remote_addr: req.peer_addr().map(|a| a.to_string()),
+        session: None,
+    };
+    if let Some(auth) = bridge.auth() {
+        let question = json!({
+            "type": "websocket",
+            "path": peer.path,
+            "query": req.query_string(),
+            "headers": headers(&req),
+            "remote_addr": peer.remote_addr,
+        });
+        match auth.ask(&question).await {
+            Ok(v) if v.allow => peer.session = v.session,
+            Ok(v) => {
+                let reason = v.reason.unwrap_or_else(|| "no reason given".into());
+                return forbidden(&format!("denied by auth service: {reason}"));
+            }
+            Err(e) => return forbidden(&format!("denied: {e}")),
+        }
+    }
+    let (outbox, body) = Outbox::new();
+    let session = BridgeSession::new(bridge, outbox.clone(), peer).start();
+    actix_web::rt::spawn(read_browser(payload, session, outbox));
+    HttpResponse::SwitchingProtocols()
+        .upgrade("websocket")
+        .insert_header((header::SEC_WEBSOCKET_ACCEPT, accept))
+        .streaming(body)
+}
+
+fn forbidden(reason: &str) -> HttpResponse {
+    log::info!("bridge: websocket refused: {reason}");
+    HttpResponse::Forbidden()
+        .content_type("text/plain; charset=UTF-8")
+        .body(reason.to_string())
+}
+
+/// Header names in lower case; repeated headers joined with ", ".
+fn headers(req: &HttpRequest) -> Map<String, Value> {
+    let mut map = Map::new();
+    for (name, value) in req.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match map.get_mut(name.as_str()) {
+            Some(Value::String(old)) => {
+                old.push_str(", ");
+                old.push_str(&value);
+            }
+            _ => {
+                map.insert(name.as_str().to_string(), Value::String(value));
+            }
+        }
+    }
+    map
+}
+
+/// Reads frames until the browser closes or breaks the protocol; the session
+/// ends with it.
+async fn read_browser(mut payload: web::Payload, session: Addr<BridgeSession>, outbox: Outbox) {
+    let mut codec = Codec::new().max_size(MAX_MESSAGE_BYTES);
+    let mut buf = BytesMut::new();
+    let mut fragments: Option<BytesMut> = None;
+    'read: while let Some(Ok(chunk)) = payload.next().await {
+        buf.extend_from_slice(&chunk);
+        loop {
+            let frame = match codec.decode(&mut buf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("bridge: websocket protocol error: {e}");
+                    outbox.close(match e {
+                        ws::ProtocolError::Overflow => CloseCode::Size,
+                        _ => CloseCode::Protocol,
+                    });
+                    break 'read;
+                }
+            };
+            let message: Bytes = match frame {
+                Frame::Text(b) | Frame::Binary(b) => b,
+                Frame::Continuation(Item::FirstText(b) | Item::FirstBinary(b)) => {
+                    fragments = Some(BytesMut::from(&b[..]));
+                    continue;
+                }
+                Frame::Continuation(Item::Continue(b)) => match fragments.as_mut() {
+                    Some(f) if f.len() + b.len() <= MAX_MESSAGE_BYTES => {
+                        f.extend_from_slice(&b);
+                        continue;
+                    }
+                    _ => {
+                        outbox.close(CloseCode::Size);
+                        break 'read;
+                    }
+                },
+                Frame::Continuation(Item::Last(b)) => match fragments.take() {
+                    Some(mut f) if f.len() + b.len() <= MAX_MESSAGE_BYTES => {
+                        f.extend_from_slice(&b);
+                        f.freeze()
+                    }
+                    _ => {
+                        outbox.close(CloseCode::Size);
+                        break 'read;
+                    }
+                },
+                Frame::Ping(p) => {
+                    outbox.pong(p);
+                    continue;
+                }
+                Frame::Pong(_) => continue,
+                Frame::Close(_) => {
+                    outbox.close(CloseCode::Normal);
+                    break 'read;
+                }
+            };
+            let Ok(text) = String::from_utf8(message.to_vec()) else {
+                outbox.close(CloseCode::Invalid);
+                break 'read;
+            };
+            if session.send(FromBrowser(text)).await.is_err() {
+                break 'read;
+            }
+        }
+    }
+    session.do_send(BrowserGone);
+}
