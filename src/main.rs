@@ -13,10 +13,22 @@ fn main() -> ExitCode {
         // --help and --version are "errors" that print and exit 0.
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
+            // clap's message spans lines (usage, hints); one line is wanted.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            return fail(&format!("{first} (see --help)"));
+            let parts: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("Usage:")
+                        && !l.starts_with("For more information")
+                })
+                .collect();
+            let line = parts.join(" ");
+            return fail(&format!(
+                "{} (see --help)",
+                line.strip_prefix("error: ").unwrap_or(&line)
+            ));
         }
     };
     let level = if cli.verbose { "debug" } else { "info" };

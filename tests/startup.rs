@@ -245,7 +245,6 @@ async fn http_port_0_in_config_is_a_startup_error() {
 }
 
 #[tokio::test]
-#[ignore = "bug: clap rejects --http-port 0 with its own 3-line `error: invalid value '0' ...` message instead of one `sockjsproxy:` line"]
 async fn http_port_0_flag_is_a_startup_error() {
     bounded(async {
         let outcome = run(&["--http-port", "0"]).await;
