@@ -7,10 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -f tests/browser/setup.sh ]; then
-  echo "== installing browser test dependencies (chromium, npm packages) if missing"
-  bash tests/browser/setup.sh
-fi
+echo "== installing test dependencies (chromium, npm packages, pyzmq) if missing"
+bash tests/browser/setup.sh
 
 echo "== building (release)"
 cargo build --release --all-targets --locked
@@ -18,7 +16,5 @@ cargo build --release --all-targets --locked
 echo "== Rust tests"
 cargo test --release --locked 2>&1
 
-if [ -d tests/browser ] && ls tests/browser/*.test.mjs >/dev/null 2>&1; then
-  echo "== browser tests"
-  node --test --test-concurrency=1 tests/browser/
-fi
+echo "== browser tests"
+node --test --test-concurrency=1 tests/browser/ tests/browser-bridge/

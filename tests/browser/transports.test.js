@@ -47,24 +47,14 @@ const SCRIPT_END = ['before', '</script><script>console.log(/sockjs-injected/.so
 
 const OPEN_MS = 10000; // also the client's transport timeout
 const STEP_MS = 10000;
-// The /date service's disconnect_delay_ms, and how long after a browser close
-// its `disconnect` may take to reach the backend.
+// The /date service's disconnect_delay_ms and heartbeat_delay_ms, and how long
+// after a browser close its `disconnect` may take to reach the backend. A
+// request the browser aborts ends the session at once; but Chromium does not
+// abort the request of a removed jsonp <script> element, so that session ends
+// when the pending poll completes with a heartbeat, then disconnect_delay later.
 const DISCONNECT_DELAY_MS = 2000;
-const DISCONNECT_WAIT_MS = DISCONNECT_DELAY_MS + 6000;
-
-// Proxy bugs these tests found (see each reason). Their tests still run but are
-// reported as TODO, so that CI stays green until the proxy is fixed; set
-// BROWSER_TESTS_STRICT=1 to count them as failures.
-const KNOWN_BUGS = {
-  htmlfileScriptEnd: 'known proxy bug: htmlfile frames carry "</script>" unescaped, so a message '
-    + 'ends the frame\'s <script> block: the message is lost and what follows runs as script '
-    + 'in the proxy\'s origin (XSS)',
-  abortUnnoticed: 'known proxy bug: an aborted HTTP receiver (streaming or polling) is noticed '
-    + 'only at the next write, i.e. the next heartbeat (actix-web #1313), not within disconnect_delay',
-};
-function knownBug(reason, applies) {
-  return applies && !process.env.BROWSER_TESTS_STRICT ? reason : undefined;
-}
+const HEARTBEAT_MS = 3000;
+const DISCONNECT_WAIT_MS = HEARTBEAT_MS + DISCONNECT_DELAY_MS + 5000;
 
 let tmp;
 let proxy;
@@ -85,7 +75,8 @@ before(async () => {
   const service = (prefix, i, extra = '') =>
     `[[service]]\nprefix = "${prefix}"\npush = "tcp://127.0.0.1:${zmq[i]}"\npull = "tcp://127.0.0.1:${zmq[i + 1]}"\n${extra}\n`;
   const echoServices = service('/echo', 0) + service('/close', 2);
-  const dateService = service('/date', 4, `disconnect_delay_ms = ${DISCONNECT_DELAY_MS}`);
+  const dateService = service('/date', 4,
+    `disconnect_delay_ms = ${DISCONNECT_DELAY_MS}\nheartbeat_delay_ms = ${HEARTBEAT_MS}`);
   const write = (name, text) => {
     fs.writeFileSync(path.join(tmp, name), text);
     return path.join(tmp, name);
@@ -175,7 +166,7 @@ for (const transport of TRANSPORTS) {
     });
 
     test('a text containing "</script>" arrives intact and never runs as script',
-      { todo: knownBug(KNOWN_BUGS.htmlfileScriptEnd, transport === 'iframe-htmlfile') }, async () => {
+      async () => {
       await withPage(async (page, logs) => {
         const opened = await open(page, '/echo', transport);
         assertOpened(opened, transport);
@@ -212,7 +203,7 @@ for (const transport of TRANSPORTS) {
     });
 
     test('closing in the browser sends disconnect to the backend within disconnect_delay',
-      { todo: knownBug(KNOWN_BUGS.abortUnnoticed, transport !== 'websocket') }, async () => {
+      async () => {
       await withPage(async (page) => {
         const mark = date.lines.length;
         const opened = await open(page, '/date', transport);
