@@ -123,7 +123,7 @@ pub struct Cli {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
-    // Bridge mode (issue 4); these stay at the end of the struct.
+    // Bridge mode.
     /// Serve bridge mode's websocket at this path (e.g. /data).
     #[arg(long, value_name = "PATH")]
     pub bridge: Option<String>,

@@ -66,7 +66,7 @@ pub enum ConfigError {
     NotADirectory(PathBuf),
     #[error("static url {0:?} must start with '/'")]
     StaticUrl(String),
-    /// Bridge mode's settings (issue 4), checked in [`crate::bridge::settings`].
+    /// Bridge mode's settings, checked in [`crate::bridge::settings`].
     #[error(transparent)]
     Bridge(Box<crate::bridge::settings::SettingsError>),
 }
@@ -89,7 +89,7 @@ pub struct Config {
     pub shutdown_linger: Duration,
     /// Certificate chain and key files for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
-    /// Bridge mode (issue 4): `None` unless `--bridge` is given.
+    /// Bridge mode: `None` unless `--bridge` is given.
     pub bridge: Option<crate::bridge::BridgeConfig>,
 }
 

@@ -92,7 +92,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             );
         }
         if let Some(bridge) = &bridge {
-            // Bridge mode (issue 4): its websocket and client script.
+            // Bridge mode: its websocket and client script.
             app = app.configure(|c| bridge.mount(c));
         }
         app.default_service(web::to(dispatch))

@@ -1,6 +1,6 @@
 //! Bridge mode: browser JavaScript talks to any 0MQ REP or PUB service through
 //! one websocket, in ZmqWebBridge's wire format, while the proxy holds only
-//! access control (issue 4).
+//! access control.
 //!
 //! A second actor family beside the SockJS one:
 //! - [`websocket`]: the upgrade (asking the auth service) and the frame reader;
