@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use super::super::Service;
-use super::super::http::{self, cors, jsessionid, no_cache};
+use super::super::http;
 use super::super::metrics::Transport;
 use super::super::receiver::Encoding;
-use super::{callback, open_receiver, streaming};
+use super::{ReceiverSpec, callback, receive, streaming};
 
 /// The page head, padded past 1 KiB so that browsers start rendering it.
 fn prelude(callback: &str) -> Bytes {
@@ -42,23 +42,12 @@ pub async fn htmlfile(req: HttpRequest, service: Arc<Service>, id: &str) -> Http
         Ok(c) => c,
         Err(e) => return e.response(&req),
     };
-    match open_receiver(
-        &service,
-        &req,
-        id,
-        Transport::HtmlFile,
-        streaming(&service),
-        Encoding::HtmlFile,
-        Some(prelude(&callback)),
-    )
-    .await
-    {
-        Ok(body) => {
-            let mut res = cors(&req, StatusCode::OK);
-            jsessionid(&req, &service.options, &mut res);
-            no_cache(&mut res).content_type(http::HTML);
-            http::streaming(&req, res, body)
-        }
-        Err(e) => e.response(),
-    }
+    let spec = ReceiverSpec {
+        transport: Transport::HtmlFile,
+        kind: streaming(&service),
+        encoding: Encoding::HtmlFile,
+        prelude: Some(prelude(&callback)),
+        content_type: http::HTML,
+    };
+    receive(&req, &service, id, spec).await
 }

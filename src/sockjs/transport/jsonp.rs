@@ -11,10 +11,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::super::Service;
 use super::super::frame::PayloadError;
-use super::super::http::{self, cors, jsessionid, no_cache};
+use super::super::http;
 use super::super::metrics::Transport;
 use super::super::receiver::{Encoding, Kind};
-use super::{SendError, callback, open_receiver, send_to_session};
+use super::{ReceiverSpec, SendError, callback, headers, receive, send_to_session};
 
 pub async fn jsonp(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpResponse {
     if req.method() != Method::GET {
@@ -24,25 +24,14 @@ pub async fn jsonp(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpRes
         Ok(c) => c,
         Err(e) => return e.response(&req),
     };
-    match open_receiver(
-        &service,
-        &req,
-        id,
-        Transport::Jsonp,
-        Kind::Polling,
-        Encoding::Jsonp { callback },
-        None,
-    )
-    .await
-    {
-        Ok(body) => {
-            let mut res = cors(&req, StatusCode::OK);
-            jsessionid(&req, &service.options, &mut res);
-            no_cache(&mut res).content_type(http::JAVASCRIPT);
-            http::streaming(&req, res, body)
-        }
-        Err(e) => e.response(),
-    }
+    let spec = ReceiverSpec {
+        transport: Transport::Jsonp,
+        kind: Kind::Polling,
+        encoding: Encoding::Jsonp { callback },
+        prelude: None,
+        content_type: http::JAVASCRIPT,
+    };
+    receive(&req, &service, id, spec).await
 }
 
 pub async fn jsonp_send(
@@ -78,7 +67,7 @@ pub async fn jsonp_send(
     if let Err(e) = send_to_session(&service, id, &data).await {
         return e.response(&req);
     }
-    let mut res = cors(&req, StatusCode::OK);
-    jsessionid(&req, &service.options, &mut res);
-    no_cache(&mut res).content_type(http::PLAIN).body("ok")
+    headers(&req, &service, StatusCode::OK)
+        .content_type(http::PLAIN)
+        .body("ok")
 }

@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::{Actor, Addr};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
 
 use super::Service;
@@ -30,6 +31,8 @@ use super::session::{Attach, FromClient, Registration, Session};
 pub enum OpenError {
     #[error("too many sessions ({0})")]
     TooManySessions(usize),
+    #[error("the session ended while the request joined it")]
+    SessionEnded,
 }
 
 impl OpenError {
@@ -55,16 +58,49 @@ fn check_capacity(service: &Service) -> Result<(), OpenError> {
     Ok(())
 }
 
-/// Attaches a new receiver to the session `id`, creating the session if there
-/// is none, and returns the response body it feeds.
-pub async fn open_receiver(
+/// What a request that receives frames asks for.
+pub struct ReceiverSpec {
+    /// The transport, for metrics.
+    pub transport: Transport,
+    pub kind: Kind,
+    pub encoding: Encoding,
+    /// What goes out before the first frame.
+    pub prelude: Option<Bytes>,
+    pub content_type: &'static str,
+}
+
+/// Opens a receiver on the session `id` (creating the session if there is
+/// none) and answers with the streaming response the receiver feeds.
+pub async fn receive(
+    req: &HttpRequest,
+    service: &Arc<Service>,
+    id: &str,
+    spec: ReceiverSpec,
+) -> HttpResponse {
+    match open_receiver(service, req, id, &spec).await {
+        Ok(body) => {
+            let mut res = headers(req, service, StatusCode::OK);
+            res.content_type(spec.content_type);
+            http::streaming(req, res, body)
+        }
+        Err(e) => e.response(),
+    }
+}
+
+/// The headers of every session response: CORS, no caching, and the
+/// JSESSIONID cookie when the service wants it.
+pub fn headers(req: &HttpRequest, service: &Service, status: StatusCode) -> HttpResponseBuilder {
+    let mut res = http::cors(req, status);
+    http::jsessionid(req, &service.options, &mut res);
+    http::no_cache(&mut res);
+    res
+}
+
+async fn open_receiver(
     service: &Arc<Service>,
     req: &HttpRequest,
     id: &str,
-    transport: Transport,
-    kind: Kind,
-    encoding: Encoding,
-    prelude: Option<Bytes>,
+    spec: &ReceiverSpec,
 ) -> Result<ReceiverBody, OpenError> {
     // A session can stop between the look-up and the attach; then the second
     // round makes a new one.
@@ -75,16 +111,17 @@ pub async fn open_receiver(
                 id: id.to_string(),
                 registry: service.registry.clone(),
             };
-            Ok(Session::new(service, transport, Some(registration)).start())
+            Ok(Session::new(service, spec.transport, Some(registration)).start())
         })?;
-        let (mut receiver, mut body) = Receiver::new(kind, encoding.clone(), prelude.clone());
+        let (mut receiver, mut body) =
+            Receiver::new(spec.kind, spec.encoding.clone(), spec.prelude.clone());
         receiver.peer = Peer::of(req);
         body.report_to(addr.clone());
         if addr.send(Attach(receiver)).await.is_ok() {
             return Ok(body);
         }
     }
-    Err(OpenError::TooManySessions(service.options.max_sessions))
+    Err(OpenError::SessionEnded)
 }
 
 /// Why client messages were not delivered.

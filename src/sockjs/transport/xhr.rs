@@ -7,34 +7,23 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::super::Service;
-use super::super::http::{self, cors, jsessionid, no_cache};
+use super::super::http;
 use super::super::metrics::Transport;
 use super::super::receiver::{Encoding, Kind};
-use super::{open_receiver, send_to_session};
+use super::{ReceiverSpec, headers, receive, send_to_session};
 
 pub async fn xhr(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpResponse {
     match *req.method() {
         Method::OPTIONS => http::preflight(&req, "OPTIONS, POST"),
         Method::POST => {
-            match open_receiver(
-                &service,
-                &req,
-                id,
-                Transport::Xhr,
-                Kind::Polling,
-                Encoding::Newline,
-                None,
-            )
-            .await
-            {
-                Ok(body) => {
-                    let mut res = cors(&req, StatusCode::OK);
-                    jsessionid(&req, &service.options, &mut res);
-                    no_cache(&mut res).content_type(http::JAVASCRIPT);
-                    http::streaming(&req, res, body)
-                }
-                Err(e) => e.response(),
-            }
+            let spec = ReceiverSpec {
+                transport: Transport::Xhr,
+                kind: Kind::Polling,
+                encoding: Encoding::Newline,
+                prelude: None,
+                content_type: http::JAVASCRIPT,
+            };
+            receive(&req, &service, id, spec).await
         }
         _ => http::method_not_allowed("OPTIONS, POST"),
     }
@@ -56,9 +45,9 @@ pub async fn xhr_send(
             if let Err(e) = send_to_session(&service, id, &body).await {
                 return e.response(&req);
             }
-            let mut res = cors(&req, StatusCode::NO_CONTENT);
-            jsessionid(&req, &service.options, &mut res);
-            no_cache(&mut res).content_type(http::PLAIN).finish()
+            headers(&req, &service, StatusCode::NO_CONTENT)
+                .content_type(http::PLAIN)
+                .finish()
         }
         _ => http::method_not_allowed("OPTIONS, POST"),
     }

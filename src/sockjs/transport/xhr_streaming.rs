@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use super::super::Service;
-use super::super::http::{self, cors, jsessionid, no_cache};
+use super::super::http;
 use super::super::metrics::Transport;
 use super::super::receiver::Encoding;
-use super::{open_receiver, streaming};
+use super::{ReceiverSpec, receive, streaming};
 
 /// 2 KiB of `h` and a newline: old browsers deliver nothing of an XHR
 /// response before they have seen this much.
@@ -25,25 +25,14 @@ pub async fn xhr_streaming(req: HttpRequest, service: Arc<Service>, id: &str) ->
     match *req.method() {
         Method::OPTIONS => http::preflight(&req, "OPTIONS, POST"),
         Method::POST => {
-            match open_receiver(
-                &service,
-                &req,
-                id,
-                Transport::XhrStreaming,
-                streaming(&service),
-                Encoding::Newline,
-                Some(prelude()),
-            )
-            .await
-            {
-                Ok(body) => {
-                    let mut res = cors(&req, StatusCode::OK);
-                    jsessionid(&req, &service.options, &mut res);
-                    no_cache(&mut res).content_type(http::JAVASCRIPT);
-                    http::streaming(&req, res, body)
-                }
-                Err(e) => e.response(),
-            }
+            let spec = ReceiverSpec {
+                transport: Transport::XhrStreaming,
+                kind: streaming(&service),
+                encoding: Encoding::Newline,
+                prelude: Some(prelude()),
+                content_type: http::JAVASCRIPT,
+            };
+            receive(&req, &service, id, spec).await
         }
         _ => http::method_not_allowed("OPTIONS, POST"),
     }
