@@ -77,6 +77,14 @@ struct Args {
     /// <proxy>`, writing target/bench/perf.data.
     #[arg(long, value_name = "SECS")]
     profile: Option<u64>,
+    /// Run only these scenario groups (comma-separated): memory, throughput,
+    /// latency, connects, hold. Default: all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Drive only these targets (comma-separated): reference, raw, sockjs,
+    /// xhr. Default: all.
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
     /// Internal: be the reference echo server on this port.
     #[arg(long, hide = true)]
     reference_server: Option<u16>,
@@ -167,11 +175,15 @@ async fn run(args: Args) -> Result<bool, Error> {
         return profile(&setup, secs).await;
     }
     let plan = Plan::new(&args);
+    let group = |g: &str| args.only.is_empty() || args.only.iter().any(|o| o == g);
+    let target = |k: Kind| {
+        args.targets.is_empty() || args.targets.iter().any(|t| t.eq_ignore_ascii_case(&format!("{k:?}")))
+    };
     let mut r = Results::default();
     r.notes.push(format!(
         "{} run, {} cores; {}; open-file limit {nofile}",
         if args.smoke { "SMOKE (tiny counts, floors not meaningful)" } else { "full" },
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        pinning.cores,
         if pinning.enabled {
             "proxy and reference on core 0 (taskset -c 0), zmq echo backend and load generator on core 1"
         } else {
@@ -184,6 +196,9 @@ async fn run(args: Args) -> Result<bool, Error> {
     // Memory first, each on a fresh server, so that earlier scenarios' freed
     // heap cannot hide the cost of new sessions.
     for kind in [Kind::Reference, Kind::Raw, Kind::Sockjs] {
+        if !group("memory") || !target(kind) {
+            continue;
+        }
         eprintln!("memory: {} × {} idle sessions", kind.label(), plan.idle);
         let held = match kind {
             Kind::Reference => {
@@ -206,10 +221,10 @@ async fn run(args: Args) -> Result<bool, Error> {
 
     let (mut ref_child, ref_port) = setup.start_reference("reference").await?;
     let mut proxy = setup.start_proxy("proxy").await?;
-    for &(sessions, inflight) in &plan.rows {
+    for &(sessions, inflight) in plan.rows.iter().filter(|_| group("throughput")) {
         let mut rates: [Option<report::Cell<f64>>; 4] = [None, None, None, None];
         for (idx, kind) in [Kind::Reference, Kind::Raw, Kind::Sockjs, Kind::Xhr].into_iter().enumerate() {
-            if kind == Kind::Xhr && sessions != plan.xhr_sessions {
+            if (kind == Kind::Xhr && sessions != plan.xhr_sessions) || !target(kind) {
                 continue;
             }
             let port = if kind == Kind::Reference { ref_port } else { proxy.port };
@@ -222,6 +237,9 @@ async fn run(args: Args) -> Result<bool, Error> {
         r.throughput.push(Throughput { sessions, inflight, rates });
     }
     for kind in [Kind::Reference, Kind::Raw, Kind::Sockjs] {
+        if !group("latency") || !target(kind) {
+            continue;
+        }
         eprintln!("latency: {}", kind.label());
         let port = if kind == Kind::Reference { ref_port } else { proxy.port };
         let lat = load::latency(kind, port, plan.latency_sessions, plan.latency).await;
@@ -229,6 +247,9 @@ async fn run(args: Args) -> Result<bool, Error> {
         r.latency.push((kind, cell));
     }
     for kind in [Kind::Reference, Kind::Raw, Kind::Sockjs] {
+        if !group("connects") || !target(kind) {
+            continue;
+        }
         eprintln!("connects: {}", kind.label());
         let port = if kind == Kind::Reference { ref_port } else { proxy.port };
         let c = load::connects(kind, port, 32, plan.connect).await;
@@ -239,17 +260,19 @@ async fn run(args: Args) -> Result<bool, Error> {
     proxy.proxy.check_alive()?;
     drop((ref_child, proxy));
 
-    eprintln!("hold: {} SockJS sessions", plan.hold);
-    let p = setup.start_proxy("hold").await?;
-    let held = load::hold(Kind::Sockjs, p.port, plan.hold, p.proxy.pid()).await;
-    let held = r.cell("hold", held);
-    if let Ok(h) = &held
-        && let Some(e) = &h.error
-    {
-        r.errors.push(format!("hold: {e}"));
+    if group("hold") {
+        eprintln!("hold: {} SockJS sessions", plan.hold);
+        let p = setup.start_proxy("hold").await?;
+        let held = load::hold(Kind::Sockjs, p.port, plan.hold, p.proxy.pid()).await;
+        let held = r.cell("hold", held);
+        if let Ok(h) = &held
+            && let Some(e) = &h.error
+        {
+            r.errors.push(format!("hold: {e}"));
+        }
+        r.hold = Some((plan.hold, held));
+        drop(p);
     }
-    r.hold = Some((plan.hold, held));
-    drop(p);
 
     r.notes.push(format!(
         "load average at end: {}; wall time {:.0} s",

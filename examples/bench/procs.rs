@@ -47,6 +47,8 @@ impl Drop for Child {
 #[derive(Clone, Copy, Debug)]
 pub struct Pinning {
     pub enabled: bool,
+    /// Cores available when the bench started (before it pinned itself).
+    pub cores: usize,
 }
 
 impl Pinning {
@@ -54,6 +56,7 @@ impl Pinning {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Pinning {
             enabled: !disabled && cores >= 2,
+            cores,
         }
     }
 
