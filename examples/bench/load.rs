@@ -140,7 +140,27 @@ fn check(got: &[u8], session: u32, seq: u64) -> Result<(), Error> {
 }
 
 /// Round trips per second with `sessions` × `inflight` messages outstanding.
-pub async fn throughput(kind: Kind, port: u16, sessions: usize, inflight: usize, warmup: Duration, measure: Duration) -> Result<f64, Error> {
+/// A throughput measurement.
+#[derive(Clone, Copy, Debug)]
+pub struct Rate {
+    /// Median of the rates of [`WINDOWS`] equal sub-windows: a neighbour's
+    /// burst that stalls our core for a moment moves it far less than a mean.
+    pub median: f64,
+    pub mean: f64,
+    /// CPU used by the server under test, in % of one core.
+    pub server_cpu: f64,
+    /// Server CPU time per round trip, in µs.
+    pub server_us_per_rt: f64,
+    /// CPU used by the load generator, in % of one core.
+    pub gen_cpu: f64,
+}
+
+/// Sub-windows of a throughput measurement.
+pub const WINDOWS: u32 = 8;
+
+/// Round trips per second with `sessions` × `inflight` messages outstanding;
+/// `pid` is the server whose CPU use is read.
+pub async fn throughput(kind: Kind, port: u16, pid: u32, sessions: usize, inflight: usize, warmup: Duration, measure: Duration) -> Result<Rate, Error> {
     let ctl = Ctl::new();
     let (go_tx, go_rx) = watch::channel(false);
     let deadline = Instant::now() + OPEN_TIMEOUT + warmup + measure + DRAIN_TIMEOUT;
@@ -182,13 +202,31 @@ pub async fn throughput(kind: Kind, port: u16, sessions: usize, inflight: usize,
         wait_count(&ctl, &ctl.opened, sessions, OPEN_TIMEOUT, "opened").await?;
         go_tx.send(true)?;
         sleep(warmup).await;
+        let me = std::process::id();
+        let (s0, g0) = (crate::procs::cpu_ns(pid)?, crate::procs::cpu_ns(me)?);
         let (c0, t0) = (ctl.received.load(Relaxed), Instant::now());
-        sleep(measure).await;
-        let (c1, t1) = (ctl.received.load(Relaxed), Instant::now());
-        if ctl.failed.load(Relaxed) > 0 {
-            return Err::<f64, Error>("a session failed during the run".into());
+        let (mut c, mut t) = (c0, t0);
+        let mut rates = Vec::with_capacity(WINDOWS as usize);
+        for w in 1..=WINDOWS {
+            sleep_until(t0 + measure * w / WINDOWS).await;
+            let (cw, tw) = (ctl.received.load(Relaxed), Instant::now());
+            rates.push((cw - c) as f64 / (tw - t).as_secs_f64());
+            (c, t) = (cw, tw);
         }
-        Ok((c1 - c0) as f64 / (t1 - t0).as_secs_f64())
+        let (s1, g1) = (crate::procs::cpu_ns(pid)?, crate::procs::cpu_ns(me)?);
+        if ctl.failed.load(Relaxed) > 0 {
+            return Err::<Rate, Error>("a session failed during the run".into());
+        }
+        rates.sort_by(f64::total_cmp);
+        let secs = (t - t0).as_secs_f64();
+        let done = (c - c0).max(1) as f64;
+        Ok(Rate {
+            median: (rates[rates.len() / 2] + rates[(rates.len() - 1) / 2]) / 2.0,
+            mean: (c - c0) as f64 / secs,
+            server_cpu: (s1 - s0) as f64 / 1e7 / secs,
+            server_us_per_rt: (s1 - s0) as f64 / 1e3 / done,
+            gen_cpu: (g1 - g0) as f64 / 1e7 / secs,
+        })
     };
     let result = run.await;
     ctl.stop.store(true, Relaxed);

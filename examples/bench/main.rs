@@ -222,15 +222,27 @@ async fn run(args: Args) -> Result<bool, Error> {
     let (mut ref_child, ref_port) = setup.start_reference("reference").await?;
     let mut proxy = setup.start_proxy("proxy").await?;
     for &(sessions, inflight) in plan.rows.iter().filter(|_| group("throughput")) {
-        let mut rates: [Option<report::Cell<f64>>; 4] = [None, None, None, None];
+        let mut rates: [Option<report::Cell<load::Rate>>; 4] = [None, None, None, None];
         for (idx, kind) in [Kind::Reference, Kind::Raw, Kind::Sockjs, Kind::Xhr].into_iter().enumerate() {
             if (kind == Kind::Xhr && sessions != plan.xhr_sessions) || !target(kind) {
                 continue;
             }
-            let port = if kind == Kind::Reference { ref_port } else { proxy.port };
-            let rate = load::throughput(kind, port, sessions, inflight, plan.warmup, plan.measure).await;
+            let (port, pid) = if kind == Kind::Reference {
+                (ref_port, ref_child.pid())
+            } else {
+                (proxy.port, proxy.proxy.pid())
+            };
+            let rate = load::throughput(kind, port, pid, sessions, inflight, plan.warmup, plan.measure).await;
             if let Ok(v) = &rate {
-                eprintln!("throughput {sessions} × {inflight}: {}: {v:.0}/s", kind.label());
+                eprintln!(
+                    "throughput {sessions} × {inflight}: {}: {:.0}/s (mean {:.0}), server {:.0} % CPU, {:.2} µs/rt, generator {:.0} % CPU",
+                    kind.label(),
+                    v.median,
+                    v.mean,
+                    v.server_cpu,
+                    v.server_us_per_rt,
+                    v.gen_cpu
+                );
             }
             rates[idx] = Some(r.cell(&format!("throughput {sessions} × {inflight} {}", kind.label()), rate));
         }
@@ -312,7 +324,7 @@ async fn profile(setup: &Setup, secs: u64) -> Result<bool, Error> {
     let perf = procs::spawn("perf", cmd, &setup.out_dir.join("perf.log"))?;
     // Give perf a moment to attach before the load starts.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rate = load::throughput(Kind::Raw, proxy.port, 100, 1, Duration::from_millis(200), Duration::from_secs(secs)).await?;
+    let rate = load::throughput(Kind::Raw, proxy.port, proxy.proxy.pid(), 100, 1, Duration::from_millis(200), Duration::from_secs(secs)).await?;
     // SIGINT lets perf write its file; Drop's SIGKILL is only the fallback.
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
@@ -320,7 +332,10 @@ async fn profile(setup: &Setup, secs: u64) -> Result<bool, Error> {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     drop(perf);
-    println!("raw ws 100 × 1 under perf: {rate:.0}/s");
+    println!(
+        "raw ws 100 × 1 under perf: {:.0}/s, proxy {:.0} % CPU, {:.2} µs/rt",
+        rate.median, rate.server_cpu, rate.server_us_per_rt
+    );
     println!("perf report -i {} --stdio --no-children | head -60", data.display());
     Ok(true)
 }

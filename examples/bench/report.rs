@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::conn::Kind;
-use crate::load::Held;
+use crate::load::{Held, Rate};
 
 pub type Cell<T> = Result<T, String>;
 
@@ -14,7 +14,7 @@ pub struct Throughput {
     pub sessions: usize,
     pub inflight: usize,
     /// Reference, raw, SockJS, xhr (None: not run for this row).
-    pub rates: [Option<Cell<f64>>; 4],
+    pub rates: [Option<Cell<Rate>>; 4],
 }
 
 pub struct Memory {
@@ -50,7 +50,7 @@ impl Results {
             .iter()
             .find(|t| t.sessions == sessions && t.inflight == inflight)
             .and_then(|t| t.rates[idx].as_ref())
-            .and_then(|c| c.as_ref().ok().copied())
+            .and_then(|c| c.as_ref().ok().map(|r| r.median))
     }
 
     fn p99_ms(&self, kind: Kind) -> Option<f64> {
@@ -79,24 +79,25 @@ impl Results {
         }
         let _ = writeln!(
             s,
-            "\n## Round trips/s, 32-byte messages (ratio: proxy / reference, same row)\n"
+            "\n## Round trips/s, 32-byte messages (median of {} sub-windows; in brackets: proxy / reference, same row)\n",
+            crate::load::WINDOWS
         );
+        self.throughput_table(&mut s, |r| r.median, |v| format!("{v:.0}"));
         let _ = writeln!(
             s,
-            "| sessions × in flight | reference (raw ws echo) | proxy raw ws | proxy SockJS ws | proxy xhr-streaming |"
+            "\n## Server CPU per round trip, µs (all threads of the server process, core 0; in brackets: proxy / reference). Rates move with other load on the machine; this moves much less.\n"
         );
+        self.throughput_table(&mut s, |r| r.server_us_per_rt, |v| format!("{v:.2}"));
+        let _ = writeln!(s, "\nCPU use of server / load generator, % of one core:\n");
+        let _ = writeln!(s, "| sessions × in flight | reference | proxy raw ws | proxy SockJS ws | proxy xhr-streaming |");
         let _ = writeln!(s, "|---|---:|---:|---:|---:|");
         for t in &self.throughput {
-            let reference = t.rates[0].as_ref().and_then(|c| c.as_ref().ok()).copied();
             let mut row = format!("| {} × {} |", t.sessions, t.inflight);
-            for (i, cell) in t.rates.iter().enumerate() {
+            for cell in &t.rates {
                 let text = match cell {
-                    None => "–".to_string(),
-                    Some(Err(e)) => format!("ERROR: {}", short(e)),
-                    Some(Ok(v)) => match (i, reference) {
-                        (0, _) | (_, None) => format!("{v:.0}"),
-                        (_, Some(r)) => format!("{v:.0} ({:.0} %)", 100.0 * v / r),
-                    },
+                    Some(Ok(r)) => format!("{:.0} / {:.0}", r.server_cpu, r.gen_cpu),
+                    Some(Err(_)) => "ERROR".into(),
+                    None => "–".into(),
                 };
                 let _ = write!(row, " {text} |");
             }
@@ -215,6 +216,32 @@ impl Results {
             }
         }
         s
+    }
+
+    /// One row per (sessions, in flight), one column per target, showing
+    /// `value(rate)` and, for the proxy columns, its ratio to the reference.
+    fn throughput_table(&self, s: &mut String, value: impl Fn(&Rate) -> f64, fmt: impl Fn(f64) -> String) {
+        let _ = writeln!(
+            s,
+            "| sessions × in flight | reference (raw ws echo) | proxy raw ws | proxy SockJS ws | proxy xhr-streaming |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+        for t in &self.throughput {
+            let reference = t.rates[0].as_ref().and_then(|c| c.as_ref().ok()).map(&value);
+            let mut row = format!("| {} × {} |", t.sessions, t.inflight);
+            for (i, cell) in t.rates.iter().enumerate() {
+                let text = match cell {
+                    None => "–".to_string(),
+                    Some(Err(e)) => format!("ERROR: {}", short(e)),
+                    Some(Ok(r)) => match (i, reference) {
+                        (0, _) | (_, None) => fmt(value(r)),
+                        (_, Some(base)) => format!("{} ({:.0} %)", fmt(value(r)), 100.0 * value(r) / base),
+                    },
+                };
+                let _ = write!(row, " {text} |");
+            }
+            let _ = writeln!(s, "{row}");
+        }
     }
 
     /// (floor, measured value, met?) for each floor of issue 5.
