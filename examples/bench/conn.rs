@@ -185,9 +185,14 @@ fn ws_buf<'a>(ws: &'a WsConn, r: &Range<usize>) -> &'a [u8] {
 /// Parses a SockJS `a[...]` frame at `frame` inside `buf` into message ranges.
 /// Our messages never contain a quote or backslash, so a backslash means a
 /// message we did not send (it is reported, not unescaped).
-pub fn parse_array(buf: &[u8], frame: Range<usize>, out: &mut Vec<Range<usize>>) -> Result<(), Error> {
+pub fn parse_array(
+    buf: &[u8],
+    frame: Range<usize>,
+    out: &mut Vec<Range<usize>>,
+) -> Result<(), Error> {
     let f = &buf[frame.clone()];
-    let bad = || -> Error { format!("bad SockJS array frame {:?}", String::from_utf8_lossy(f)).into() };
+    let bad =
+        || -> Error { format!("bad SockJS array frame {:?}", String::from_utf8_lossy(f)).into() };
     if !f.starts_with(b"a[") || !f.ends_with(b"]") {
         return Err(bad());
     }
@@ -197,7 +202,10 @@ pub fn parse_array(buf: &[u8], frame: Range<usize>, out: &mut Vec<Range<usize>>)
         if f[i] != b'"' {
             return Err(bad());
         }
-        let close = f[i + 1..end].iter().position(|&b| b == b'"' || b == b'\\').ok_or_else(bad)?;
+        let close = f[i + 1..end]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\')
+            .ok_or_else(bad)?;
         if f[i + 1 + close] == b'\\' {
             return Err(bad());
         }

@@ -62,7 +62,12 @@ impl Ctl {
 }
 
 /// Sessions `0..n` of one scenario, each under `deadline`; failures counted.
-fn spawn_sessions<T, F, Fut>(n: usize, ctl: &Arc<Ctl>, deadline: Instant, f: F) -> Vec<JoinHandle<Result<T, Error>>>
+fn spawn_sessions<T, F, Fut>(
+    n: usize,
+    ctl: &Arc<Ctl>,
+    deadline: Instant,
+    f: F,
+) -> Vec<JoinHandle<Result<T, Error>>>
 where
     T: Send + 'static,
     F: Fn(u32) -> Fut,
@@ -87,14 +92,24 @@ where
 }
 
 /// Waits until `counter` reaches `n`, failing early if a session failed.
-async fn wait_count(ctl: &Ctl, counter: &AtomicUsize, n: usize, limit: Duration, what: &str) -> Result<(), Error> {
+async fn wait_count(
+    ctl: &Ctl,
+    counter: &AtomicUsize,
+    n: usize,
+    limit: Duration,
+    what: &str,
+) -> Result<(), Error> {
     let deadline = Instant::now() + limit;
     while counter.load(Relaxed) < n {
         if ctl.failed.load(Relaxed) > 0 {
             return Err(format!("a session failed while {what}").into());
         }
         if Instant::now() > deadline {
-            return Err(format!("only {} of {n} sessions {what} within {limit:?}", counter.load(Relaxed)).into());
+            return Err(format!(
+                "only {} of {n} sessions {what} within {limit:?}",
+                counter.load(Relaxed)
+            )
+            .into());
         }
         sleep(Duration::from_millis(5)).await;
     }
@@ -160,7 +175,15 @@ pub const WINDOWS: u32 = 8;
 
 /// Round trips per second with `sessions` × `inflight` messages outstanding;
 /// `pid` is the server whose CPU use is read.
-pub async fn throughput(kind: Kind, port: u16, pid: u32, sessions: usize, inflight: usize, warmup: Duration, measure: Duration) -> Result<Rate, Error> {
+pub async fn throughput(
+    kind: Kind,
+    port: u16,
+    pid: u32,
+    sessions: usize,
+    inflight: usize,
+    warmup: Duration,
+    measure: Duration,
+) -> Result<Rate, Error> {
     let ctl = Ctl::new();
     let (go_tx, go_rx) = watch::channel(false);
     let deadline = Instant::now() + OPEN_TIMEOUT + warmup + measure + DRAIN_TIMEOUT;
@@ -236,7 +259,10 @@ pub async fn throughput(kind: Kind, port: u16, pid: u32, sessions: usize, inflig
 
 /// Ends a scenario: on success joins every session (which checks that they
 /// all drained cleanly); on failure aborts them so nothing outlives it.
-async fn finish<T, R>(handles: Vec<JoinHandle<Result<T, Error>>>, result: Result<R, Error>) -> Result<(R, Vec<T>), Error> {
+async fn finish<T, R>(
+    handles: Vec<JoinHandle<Result<T, Error>>>,
+    result: Result<R, Error>,
+) -> Result<(R, Vec<T>), Error> {
     match result {
         Ok(r) => Ok((r, join_all(handles).await?)),
         Err(e) => {
@@ -250,7 +276,12 @@ async fn finish<T, R>(handles: Vec<JoinHandle<Result<T, Error>>>, result: Result
 
 /// Latency samples (µs) with `sessions` each sending one message a second at
 /// a random phase for `duration`.
-pub async fn latency(kind: Kind, port: u16, sessions: usize, duration: Duration) -> Result<Vec<u32>, Error> {
+pub async fn latency(
+    kind: Kind,
+    port: u16,
+    sessions: usize,
+    duration: Duration,
+) -> Result<Vec<u32>, Error> {
     let ctl = Ctl::new();
     let (go_tx, go_rx) = watch::channel(false);
     let deadline = Instant::now() + OPEN_TIMEOUT + duration + DRAIN_TIMEOUT;
@@ -274,7 +305,9 @@ pub async fn latency(kind: Kind, port: u16, sessions: usize, duration: Duration)
                 conn.recv(&mut ranges).await?;
                 let rtt = t.elapsed();
                 if ranges.len() != 1 {
-                    return Err(format!("session {i}: {} messages for one sent", ranges.len()).into());
+                    return Err(
+                        format!("session {i}: {} messages for one sent", ranges.len()).into(),
+                    );
                 }
                 check(conn.data(ranges[0].clone()), i, seq)?;
                 samples.push(rtt.as_micros().min(u32::MAX as u128) as u32);
@@ -307,7 +340,12 @@ fn phase(i: u32) -> u64 {
 
 /// Connects per second: `workers` clients each opening a session, getting
 /// its `o` (SockJS) or one echo (raw, reference), and closing it politely.
-pub async fn connects(kind: Kind, port: u16, workers: usize, duration: Duration) -> Result<f64, Error> {
+pub async fn connects(
+    kind: Kind,
+    port: u16,
+    workers: usize,
+    duration: Duration,
+) -> Result<f64, Error> {
     let ctl = Ctl::new();
     let start = Instant::now();
     let until = start + duration;
@@ -381,7 +419,7 @@ pub async fn hold(kind: Kind, port: u16, n: usize, pid: u32) -> Result<Held, Err
         wait_count(&ctl, &ctl.answered, n, DRAIN_TIMEOUT, "answered").await?;
         // Let the server finish whatever it does after an echo.
         sleep(Duration::from_millis(300)).await;
-        Ok::<u64, Error>(crate::procs::rss_kb(pid)?)
+        crate::procs::rss_kb(pid)
     };
     match run.await {
         Ok(rss) => rss_after_kb = rss,
@@ -397,7 +435,13 @@ pub async fn hold(kind: Kind, port: u16, n: usize, pid: u32) -> Result<Held, Err
     } else if let Err(e) = join_all(handles).await {
         error = Some(e.to_string());
     }
-    Ok(Held { held, answered, rss_before_kb, rss_after_kb, error })
+    Ok(Held {
+        held,
+        answered,
+        rss_before_kb,
+        rss_after_kb,
+        error,
+    })
 }
 
 /// Waits until one raw-websocket echo goes through the proxy and its backend

@@ -177,7 +177,11 @@ async fn run(args: Args) -> Result<bool, Error> {
     let plan = Plan::new(&args);
     let group = |g: &str| args.only.is_empty() || args.only.iter().any(|o| o == g);
     let target = |k: Kind| {
-        args.targets.is_empty() || args.targets.iter().any(|t| t.eq_ignore_ascii_case(&format!("{k:?}")))
+        args.targets.is_empty()
+            || args
+                .targets
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&format!("{k:?}")))
     };
     let mut r = Results::default();
     r.notes.push(format!(
@@ -190,7 +194,8 @@ async fn run(args: Args) -> Result<bool, Error> {
             "NOT pinned (fewer than 2 cores or --no-pin)"
         }
     ));
-    r.notes.push(format!("load average at start: {}", loadavg()));
+    r.notes
+        .push(format!("load average at start: {}", loadavg()));
     r.notes.push("proxy: target/release/sockjsproxy, workers = 1, response_limit = 1 GiB; reference: tokio-tungstenite 0.24, current-thread, 4 KiB read chunk".into());
 
     // Memory first, each on a fresh server, so that earlier scenarios' freed
@@ -206,7 +211,9 @@ async fn run(args: Args) -> Result<bool, Error> {
                 load::hold(kind, port, plan.idle, child.pid()).await
             }
             _ => {
-                let p = setup.start_proxy(&format!("mem-{kind:?}").to_lowercase()).await?;
+                let p = setup
+                    .start_proxy(&format!("mem-{kind:?}").to_lowercase())
+                    .await?;
                 load::hold(kind, p.port, plan.idle, p.proxy.pid()).await
             }
         };
@@ -216,14 +223,21 @@ async fn run(args: Args) -> Result<bool, Error> {
         {
             r.errors.push(format!("memory {}: {e}", kind.label()));
         }
-        r.memory.push(Memory { kind, sessions: plan.idle, held });
+        r.memory.push(Memory {
+            kind,
+            sessions: plan.idle,
+            held,
+        });
     }
 
     let (mut ref_child, ref_port) = setup.start_reference("reference").await?;
     let mut proxy = setup.start_proxy("proxy").await?;
     for &(sessions, inflight) in plan.rows.iter().filter(|_| group("throughput")) {
         let mut rates: [Option<report::Cell<load::Rate>>; 4] = [None, None, None, None];
-        for (idx, kind) in [Kind::Reference, Kind::Raw, Kind::Sockjs, Kind::Xhr].into_iter().enumerate() {
+        for (idx, kind) in [Kind::Reference, Kind::Raw, Kind::Sockjs, Kind::Xhr]
+            .into_iter()
+            .enumerate()
+        {
             if (kind == Kind::Xhr && sessions != plan.xhr_sessions) || !target(kind) {
                 continue;
             }
@@ -232,7 +246,16 @@ async fn run(args: Args) -> Result<bool, Error> {
             } else {
                 (proxy.port, proxy.proxy.pid())
             };
-            let rate = load::throughput(kind, port, pid, sessions, inflight, plan.warmup, plan.measure).await;
+            let rate = load::throughput(
+                kind,
+                port,
+                pid,
+                sessions,
+                inflight,
+                plan.warmup,
+                plan.measure,
+            )
+            .await;
             if let Ok(v) = &rate {
                 eprintln!(
                     "throughput {sessions} × {inflight}: {}: {:.0}/s (mean {:.0}), server {:.0} % CPU, {:.2} µs/rt, generator {:.0} % CPU",
@@ -244,16 +267,27 @@ async fn run(args: Args) -> Result<bool, Error> {
                     v.gen_cpu
                 );
             }
-            rates[idx] = Some(r.cell(&format!("throughput {sessions} × {inflight} {}", kind.label()), rate));
+            rates[idx] = Some(r.cell(
+                &format!("throughput {sessions} × {inflight} {}", kind.label()),
+                rate,
+            ));
         }
-        r.throughput.push(Throughput { sessions, inflight, rates });
+        r.throughput.push(Throughput {
+            sessions,
+            inflight,
+            rates,
+        });
     }
     for kind in [Kind::Reference, Kind::Raw, Kind::Sockjs] {
         if !group("latency") || !target(kind) {
             continue;
         }
         eprintln!("latency: {}", kind.label());
-        let port = if kind == Kind::Reference { ref_port } else { proxy.port };
+        let port = if kind == Kind::Reference {
+            ref_port
+        } else {
+            proxy.port
+        };
         let lat = load::latency(kind, port, plan.latency_sessions, plan.latency).await;
         let cell = r.cell(&format!("latency {}", kind.label()), lat);
         r.latency.push((kind, cell));
@@ -263,7 +297,11 @@ async fn run(args: Args) -> Result<bool, Error> {
             continue;
         }
         eprintln!("connects: {}", kind.label());
-        let port = if kind == Kind::Reference { ref_port } else { proxy.port };
+        let port = if kind == Kind::Reference {
+            ref_port
+        } else {
+            proxy.port
+        };
         let c = load::connects(kind, port, 32, plan.connect).await;
         let cell = r.cell(&format!("connects {}", kind.label()), c);
         r.connects.push((kind, cell));
@@ -305,7 +343,14 @@ async fn run(args: Args) -> Result<bool, Error> {
 fn build() -> Result<(), Error> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--bin", "sockjsproxy", "--example", "echo"])
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "sockjsproxy",
+            "--example",
+            "echo",
+        ])
         .status()?;
     if !status.success() {
         return Err(format!("cargo build failed: {status}").into());
@@ -324,7 +369,16 @@ async fn profile(setup: &Setup, secs: u64) -> Result<bool, Error> {
     let perf = procs::spawn("perf", cmd, &setup.out_dir.join("perf.log"))?;
     // Give perf a moment to attach before the load starts.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rate = load::throughput(Kind::Raw, proxy.port, proxy.proxy.pid(), 100, 1, Duration::from_millis(200), Duration::from_secs(secs)).await?;
+    let rate = load::throughput(
+        Kind::Raw,
+        proxy.port,
+        proxy.proxy.pid(),
+        100,
+        1,
+        Duration::from_millis(200),
+        Duration::from_secs(secs),
+    )
+    .await?;
     // SIGINT lets perf write its file; Drop's SIGKILL is only the fallback.
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
@@ -336,7 +390,10 @@ async fn profile(setup: &Setup, secs: u64) -> Result<bool, Error> {
         "raw ws 100 × 1 under perf: {:.0}/s, proxy {:.0} % CPU, {:.2} µs/rt",
         rate.median, rate.server_cpu, rate.server_us_per_rt
     );
-    println!("perf report -i {} --stdio --no-children | head -60", data.display());
+    println!(
+        "perf report -i {} --stdio --no-children | head -60",
+        data.display()
+    );
     Ok(true)
 }
 

@@ -82,7 +82,9 @@ impl Pinning {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
             libc::CPU_SET(core, &mut set);
             if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                return Err(format!("sched_setaffinity: {}", std::io::Error::last_os_error()).into());
+                return Err(
+                    format!("sched_setaffinity: {}", std::io::Error::last_os_error()).into(),
+                );
             }
         }
         Ok(())
@@ -141,11 +143,16 @@ pub async fn wait_listening(child: &mut Child, port: u16, timeout: Duration) -> 
     let deadline = Instant::now() + timeout;
     loop {
         child.check_alive()?;
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(format!("{} did not listen on {port} within {timeout:?}", child.name).into());
+            return Err(
+                format!("{} did not listen on {port} within {timeout:?}", child.name).into(),
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -266,7 +273,11 @@ pub fn cpu_ns(pid: u32) -> Result<u64, Error> {
         let path = task?.path().join("schedstat");
         // A thread may exit between the listing and the read.
         if let Ok(s) = std::fs::read_to_string(path) {
-            total += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            total += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     Ok(total)

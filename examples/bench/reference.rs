@@ -60,10 +60,7 @@ async fn serve(stream: TcpStream) {
 }
 
 /// Queues the reply to one message; false when the connection is done.
-async fn echo(
-    ws: &mut tokio_tungstenite::WebSocketStream<TcpStream>,
-    msg: Message,
-) -> bool {
+async fn echo(ws: &mut tokio_tungstenite::WebSocketStream<TcpStream>, msg: Message) -> bool {
     match msg {
         Message::Text(_) | Message::Binary(_) => ws.feed(msg).await.is_ok(),
         // Pings are answered and closes completed by tungstenite itself, on

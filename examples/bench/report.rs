@@ -89,7 +89,10 @@ impl Results {
         );
         self.throughput_table(&mut s, |r| r.server_us_per_rt, |v| format!("{v:.2}"));
         let _ = writeln!(s, "\nCPU use of server / load generator, % of one core:\n");
-        let _ = writeln!(s, "| sessions × in flight | reference | proxy raw ws | proxy SockJS ws | proxy xhr-streaming |");
+        let _ = writeln!(
+            s,
+            "| sessions × in flight | reference | proxy raw ws | proxy SockJS ws | proxy xhr-streaming |"
+        );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|");
         for t in &self.throughput {
             let mut row = format!("| {} × {} |", t.sessions, t.inflight);
@@ -104,13 +107,22 @@ impl Results {
             let _ = writeln!(s, "{row}");
         }
 
-        let _ = writeln!(s, "\n## Round-trip latency, 1 msg/s per session at a random phase\n");
-        let _ = writeln!(s, "| target | samples | p50 ms | p99 ms | p99.9 ms | max ms |");
+        let _ = writeln!(
+            s,
+            "\n## Round-trip latency, 1 msg/s per session at a random phase\n"
+        );
+        let _ = writeln!(
+            s,
+            "| target | samples | p50 ms | p99 ms | p99.9 ms | max ms |"
+        );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
         for (kind, cell) in &self.latency {
             match cell {
                 Ok(v) => {
-                    let ms = |p: f64| percentile(v, p).map_or("–".into(), |us| format!("{:.3}", us as f64 / 1000.0));
+                    let ms = |p: f64| {
+                        percentile(v, p)
+                            .map_or("–".into(), |us| format!("{:.3}", us as f64 / 1000.0))
+                    };
                     let _ = writeln!(
                         s,
                         "| {} | {} | {} | {} | {} | {} |",
@@ -128,7 +140,10 @@ impl Results {
             }
         }
 
-        let _ = writeln!(s, "\n## Connects/s (open, get `o` or one echo, close handshake)\n");
+        let _ = writeln!(
+            s,
+            "\n## Connects/s (open, get `o` or one echo, close handshake)\n"
+        );
         let _ = writeln!(s, "| target | connects/s | ratio |");
         let _ = writeln!(s, "|---|---:|---:|");
         let reference = self
@@ -150,8 +165,14 @@ impl Results {
             }
         }
 
-        let _ = writeln!(s, "\n## Memory of idle sessions (server VmRSS, fresh server per row; each session echoed once, then idle)\n");
-        let _ = writeln!(s, "| target | sessions | RSS before KiB | RSS after KiB | KiB per session | KiB per 1000 |");
+        let _ = writeln!(
+            s,
+            "\n## Memory of idle sessions (server VmRSS, fresh server per row; each session echoed once, then idle)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| target | sessions | RSS before KiB | RSS after KiB | KiB per session | KiB per 1000 |"
+        );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
         for m in &self.memory {
             match &m.held {
@@ -169,7 +190,13 @@ impl Results {
                 }
                 Ok(h) => {
                     let e = h.error.as_deref().unwrap_or("");
-                    let _ = writeln!(s, "| {} | {} held | ERROR: {} | | | |", m.kind.label(), h.held, short(e));
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} held | ERROR: {} | | | |",
+                        m.kind.label(),
+                        h.held,
+                        short(e)
+                    );
                 }
                 Err(e) => {
                     let _ = writeln!(s, "| {} | | ERROR: {} | | | |", m.kind.label(), short(e));
@@ -178,7 +205,10 @@ impl Results {
         }
 
         if let Some((n, cell)) = &self.hold {
-            let _ = writeln!(s, "\n## {n} concurrent SockJS websocket sessions held by one proxy\n");
+            let _ = writeln!(
+                s,
+                "\n## {n} concurrent SockJS websocket sessions held by one proxy\n"
+            );
             match cell {
                 Ok(h) => {
                     let _ = writeln!(
@@ -189,7 +219,9 @@ impl Results {
                         h.rss_before_kb,
                         h.rss_after_kb,
                         per_session_kb(h, (*n).max(1)),
-                        h.error.as_ref().map_or(String::new(), |e| format!("; ERROR: {e}"))
+                        h.error
+                            .as_ref()
+                            .map_or(String::new(), |e| format!("; ERROR: {e}"))
                     );
                 }
                 Err(e) => {
@@ -220,14 +252,22 @@ impl Results {
 
     /// One row per (sessions, in flight), one column per target, showing
     /// `value(rate)` and, for the proxy columns, its ratio to the reference.
-    fn throughput_table(&self, s: &mut String, value: impl Fn(&Rate) -> f64, fmt: impl Fn(f64) -> String) {
+    fn throughput_table(
+        &self,
+        s: &mut String,
+        value: impl Fn(&Rate) -> f64,
+        fmt: impl Fn(f64) -> String,
+    ) {
         let _ = writeln!(
             s,
             "| sessions × in flight | reference (raw ws echo) | proxy raw ws | proxy SockJS ws | proxy xhr-streaming |"
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|");
         for t in &self.throughput {
-            let reference = t.rates[0].as_ref().and_then(|c| c.as_ref().ok()).map(&value);
+            let reference = t.rates[0]
+                .as_ref()
+                .and_then(|c| c.as_ref().ok())
+                .map(&value);
             let mut row = format!("| {} × {} |", t.sessions, t.inflight);
             for (i, cell) in t.rates.iter().enumerate() {
                 let text = match cell {
@@ -235,7 +275,9 @@ impl Results {
                     Some(Err(e)) => format!("ERROR: {}", short(e)),
                     Some(Ok(r)) => match (i, reference) {
                         (0, _) | (_, None) => fmt(value(r)),
-                        (_, Some(base)) => format!("{} ({:.0} %)", fmt(value(r)), 100.0 * value(r) / base),
+                        (_, Some(base)) => {
+                            format!("{} ({:.0} %)", fmt(value(r)), 100.0 * value(r) / base)
+                        }
                     },
                 };
                 let _ = write!(row, " {text} |");
@@ -247,7 +289,11 @@ impl Results {
     /// (floor, measured value, met?) for each floor of issue 5.
     fn floors(&self) -> Vec<(String, String, Option<bool>)> {
         let mut out = Vec::new();
-        let (reference, raw, sockjs) = (self.rate(100, 1, 0), self.rate(100, 1, 1), self.rate(100, 1, 2));
+        let (reference, raw, sockjs) = (
+            self.rate(100, 1, 0),
+            self.rate(100, 1, 1),
+            self.rate(100, 1, 2),
+        );
         let ratio = |p: Option<f64>| p.zip(reference).map(|(p, r)| p / r);
         let pct = |r: Option<f64>| r.map_or("–".into(), |r| format!("{:.0} %", 100.0 * r));
         let raw_ratio = ratio(raw);
@@ -284,7 +330,10 @@ impl Results {
             ));
         }
         let hold = self.hold.as_ref().map(|(_, c)| match c {
-            Ok(h) => (format!("{} held, {} answered", h.held, h.answered), h.error.is_none() && h.held >= 15_000 && h.answered >= 15_000),
+            Ok(h) => (
+                format!("{} held, {} answered", h.held, h.answered),
+                h.error.is_none() && h.held >= 15_000 && h.answered >= 15_000,
+            ),
             Err(_) => ("error".to_string(), false),
         });
         out.push((

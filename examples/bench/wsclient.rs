@@ -49,7 +49,8 @@ impl WsConn {
             if let Some(pos) = find(&conn.rbuf[..conn.end], b"\r\n\r\n") {
                 let head = &conn.rbuf[..pos];
                 if !head.starts_with(b"HTTP/1.1 101") {
-                    let line = String::from_utf8_lossy(head.split(|&b| b == b'\r').next().unwrap_or(b""));
+                    let line =
+                        String::from_utf8_lossy(head.split(|&b| b == b'\r').next().unwrap_or(b""));
                     return Err(format!("websocket upgrade of {path} refused: {line}").into());
                 }
                 conn.start = pos + 4;
@@ -127,7 +128,9 @@ impl WsConn {
                     let range = self.start + hlen..self.start + total;
                     self.start += total;
                     if b0 & 0x80 == 0 || b0 & 0x0F == 0 {
-                        return Err("fragmented websocket frame (not supported by the bench)".into());
+                        return Err(
+                            "fragmented websocket frame (not supported by the bench)".into()
+                        );
                     }
                     match b0 & 0x0F {
                         0x1 | 0x2 => return Ok(Some(range)),

@@ -94,7 +94,8 @@ impl XhrConn {
 
     /// Adds one message to the next xhr_send.
     pub fn queue(&mut self, msg: &[u8]) {
-        self.pending.push(if self.pending.is_empty() { b'[' } else { b',' });
+        self.pending
+            .push(if self.pending.is_empty() { b'[' } else { b',' });
         self.pending.push(b'"');
         self.pending.extend_from_slice(msg);
         self.pending.push(b'"');
@@ -182,7 +183,10 @@ impl XhrConn {
     /// The next body line (without `\n`) as a range of `body`.
     async fn line(&mut self) -> Result<Range<usize>, Error> {
         loop {
-            if let Some(pos) = self.body[self.body_start..].iter().position(|&b| b == b'\n') {
+            if let Some(pos) = self.body[self.body_start..]
+                .iter()
+                .position(|&b| b == b'\n')
+            {
                 let r = self.body_start..self.body_start + pos;
                 self.body_start += pos + 1;
                 return Ok(r);
@@ -220,9 +224,11 @@ impl XhrConn {
                     let Some(pos) = find(&avail[skip..], b"\r\n") else {
                         return Ok(());
                     };
-                    let line = std::str::from_utf8(&avail[skip..skip + pos]).map_err(|_| "bad chunk size")?;
+                    let line = std::str::from_utf8(&avail[skip..skip + pos])
+                        .map_err(|_| "bad chunk size")?;
                     let hex = line.split(';').next().unwrap_or("").trim();
-                    let size = usize::from_str_radix(hex, 16).map_err(|_| format!("bad chunk size {line:?}"))?;
+                    let size = usize::from_str_radix(hex, 16)
+                        .map_err(|_| format!("bad chunk size {line:?}"))?;
                     if size == 0 {
                         return Err("xhr_streaming: response ended (last chunk)".into());
                     }
