@@ -168,17 +168,22 @@ pub struct Rate {
     pub server_us_per_rt: f64,
     /// CPU used by the load generator, in % of one core.
     pub gen_cpu: f64,
+    /// CPU used by the zmq echo backend (proxy rows only), % of one core.
+    pub backend_cpu: Option<f64>,
+    /// Context switches of the server's threads per round trip.
+    pub server_cs_per_rt: f64,
 }
 
 /// Sub-windows of a throughput measurement.
 pub const WINDOWS: u32 = 8;
 
 /// Round trips per second with `sessions` × `inflight` messages outstanding;
-/// `pid` is the server whose CPU use is read.
+/// `pid` is the server whose CPU use is read, `backend` its echo backend.
 pub async fn throughput(
     kind: Kind,
     port: u16,
     pid: u32,
+    backend: Option<u32>,
     sessions: usize,
     inflight: usize,
     warmup: Duration,
@@ -227,6 +232,8 @@ pub async fn throughput(
         sleep(warmup).await;
         let me = std::process::id();
         let (s0, g0) = (crate::procs::cpu_ns(pid)?, crate::procs::cpu_ns(me)?);
+        let x0 = crate::procs::context_switches(pid)?;
+        let b0 = backend.map(crate::procs::cpu_ns).transpose()?;
         let (c0, t0) = (ctl.received.load(Relaxed), Instant::now());
         let (mut c, mut t) = (c0, t0);
         let mut rates = Vec::with_capacity(WINDOWS as usize);
@@ -237,6 +244,8 @@ pub async fn throughput(
             (c, t) = (cw, tw);
         }
         let (s1, g1) = (crate::procs::cpu_ns(pid)?, crate::procs::cpu_ns(me)?);
+        let x1 = crate::procs::context_switches(pid)?;
+        let b1 = backend.map(crate::procs::cpu_ns).transpose()?;
         if ctl.failed.load(Relaxed) > 0 {
             return Err::<Rate, Error>("a session failed during the run".into());
         }
@@ -249,6 +258,8 @@ pub async fn throughput(
             server_cpu: (s1 - s0) as f64 / 1e7 / secs,
             server_us_per_rt: (s1 - s0) as f64 / 1e3 / done,
             gen_cpu: (g1 - g0) as f64 / 1e7 / secs,
+            server_cs_per_rt: (x1 - x0) as f64 / done,
+            backend_cpu: b0.zip(b1).map(|(b0, b1)| (b1 - b0) as f64 / 1e7 / secs),
         })
     };
     let result = run.await;

@@ -241,15 +241,16 @@ async fn run(args: Args) -> Result<bool, Error> {
             if (kind == Kind::Xhr && sessions != plan.xhr_sessions) || !target(kind) {
                 continue;
             }
-            let (port, pid) = if kind == Kind::Reference {
-                (ref_port, ref_child.pid())
+            let (port, pid, backend) = if kind == Kind::Reference {
+                (ref_port, ref_child.pid(), None)
             } else {
-                (proxy.port, proxy.proxy.pid())
+                (proxy.port, proxy.proxy.pid(), Some(proxy.echo.pid()))
             };
             let rate = load::throughput(
                 kind,
                 port,
                 pid,
+                backend,
                 sessions,
                 inflight,
                 plan.warmup,
@@ -258,13 +259,15 @@ async fn run(args: Args) -> Result<bool, Error> {
             .await;
             if let Ok(v) = &rate {
                 eprintln!(
-                    "throughput {sessions} × {inflight}: {}: {:.0}/s (mean {:.0}), server {:.0} % CPU, {:.2} µs/rt, generator {:.0} % CPU",
+                    "throughput {sessions} × {inflight}: {}: {:.0}/s (mean {:.0}), server {:.0} % CPU, {:.2} µs/rt, {:.2} cs/rt, generator {:.0} % CPU, echo backend {:.0} % CPU",
                     kind.label(),
                     v.median,
                     v.mean,
                     v.server_cpu,
                     v.server_us_per_rt,
-                    v.gen_cpu
+                    v.server_cs_per_rt,
+                    v.gen_cpu,
+                    v.backend_cpu.unwrap_or(0.0)
                 );
             }
             rates[idx] = Some(r.cell(
@@ -373,6 +376,7 @@ async fn profile(setup: &Setup, secs: u64) -> Result<bool, Error> {
         Kind::Raw,
         proxy.port,
         proxy.proxy.pid(),
+        Some(proxy.echo.pid()),
         100,
         1,
         Duration::from_millis(200),
@@ -387,8 +391,8 @@ async fn profile(setup: &Setup, secs: u64) -> Result<bool, Error> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     drop(perf);
     println!(
-        "raw ws 100 × 1 under perf: {:.0}/s, proxy {:.0} % CPU, {:.2} µs/rt",
-        rate.median, rate.server_cpu, rate.server_us_per_rt
+        "raw ws 100 × 1 under perf: {:.0}/s, proxy {:.0} % CPU, {:.2} µs/rt, {:.2} context switches/rt",
+        rate.median, rate.server_cpu, rate.server_us_per_rt, rate.server_cs_per_rt
     );
     println!(
         "perf report -i {} --stdio --no-children | head -60",

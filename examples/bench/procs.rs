@@ -206,7 +206,7 @@ pub fn write_config(dir: &Path, name: &str, ports: &ProxyPorts) -> Result<PathBu
 /// A proxy with its zmq echo backend.
 pub struct Proxy {
     pub proxy: Child,
-    pub _echo: Child,
+    pub echo: Child,
     pub port: u16,
 }
 
@@ -246,7 +246,7 @@ impl Setup {
         echo.check_alive()?;
         Ok(Proxy {
             proxy,
-            _echo: echo,
+            echo,
             port: ports.http,
         })
     }
@@ -278,6 +278,23 @@ pub fn cpu_ns(pid: u32) -> Result<u64, Error> {
                 .next()
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+/// Context switches (voluntary and not) so far over all threads of a process.
+/// Per round trip, this shows how many thread hops a message costs: on one
+/// core every hop is a switch.
+pub fn context_switches(pid: u32) -> Result<u64, Error> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        if let Ok(s) = std::fs::read_to_string(task?.path().join("status")) {
+            total += s
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
         }
     }
     Ok(total)

@@ -88,7 +88,15 @@ impl Results {
             "\n## Server CPU per round trip, µs (all threads of the server process, core 0; in brackets: proxy / reference). Rates move with other load on the machine; this moves much less.\n"
         );
         self.throughput_table(&mut s, |r| r.server_us_per_rt, |v| format!("{v:.2}"));
-        let _ = writeln!(s, "\nCPU use of server / load generator, % of one core:\n");
+        let _ = writeln!(
+            s,
+            "\nServer context switches per round trip (all threads; on one core each thread hop is one):\n"
+        );
+        self.throughput_table(&mut s, |r| r.server_cs_per_rt, |v| format!("{v:.2}"));
+        let _ = writeln!(
+            s,
+            "\nCPU use, % of one core: server (core 0) / load generator + zmq echo backend (core 1):\n"
+        );
         let _ = writeln!(
             s,
             "| sessions × in flight | reference | proxy raw ws | proxy SockJS ws | proxy xhr-streaming |"
@@ -98,7 +106,10 @@ impl Results {
             let mut row = format!("| {} × {} |", t.sessions, t.inflight);
             for cell in &t.rates {
                 let text = match cell {
-                    Some(Ok(r)) => format!("{:.0} / {:.0}", r.server_cpu, r.gen_cpu),
+                    Some(Ok(r)) => match r.backend_cpu {
+                        Some(b) => format!("{:.0} / {:.0} + {b:.0}", r.server_cpu, r.gen_cpu),
+                        None => format!("{:.0} / {:.0}", r.server_cpu, r.gen_cpu),
+                    },
                     Some(Err(_)) => "ERROR".into(),
                     None => "–".into(),
                 };
