@@ -174,21 +174,29 @@ pub struct Rate {
     pub server_cs_per_rt: f64,
 }
 
+/// Where a server listens and which processes do its work.
+#[derive(Clone, Copy, Debug)]
+pub struct Server {
+    pub port: u16,
+    pub pid: u32,
+    /// The zmq echo backend behind a proxy.
+    pub backend: Option<u32>,
+}
+
 /// Sub-windows of a throughput measurement.
 pub const WINDOWS: u32 = 8;
 
 /// Round trips per second with `sessions` × `inflight` messages outstanding;
-/// `pid` is the server whose CPU use is read, `backend` its echo backend.
+/// The server's (and backend's) CPU use is read from /proc.
 pub async fn throughput(
     kind: Kind,
-    port: u16,
-    pid: u32,
-    backend: Option<u32>,
+    server: Server,
     sessions: usize,
     inflight: usize,
     warmup: Duration,
     measure: Duration,
 ) -> Result<Rate, Error> {
+    let Server { port, pid, backend } = server;
     let ctl = Ctl::new();
     let (go_tx, go_rx) = watch::channel(false);
     let deadline = Instant::now() + OPEN_TIMEOUT + warmup + measure + DRAIN_TIMEOUT;

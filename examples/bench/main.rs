@@ -241,22 +241,21 @@ async fn run(args: Args) -> Result<bool, Error> {
             if (kind == Kind::Xhr && sessions != plan.xhr_sessions) || !target(kind) {
                 continue;
             }
-            let (port, pid, backend) = if kind == Kind::Reference {
-                (ref_port, ref_child.pid(), None)
+            let server = if kind == Kind::Reference {
+                load::Server {
+                    port: ref_port,
+                    pid: ref_child.pid(),
+                    backend: None,
+                }
             } else {
-                (proxy.port, proxy.proxy.pid(), Some(proxy.echo.pid()))
+                load::Server {
+                    port: proxy.port,
+                    pid: proxy.proxy.pid(),
+                    backend: Some(proxy.echo.pid()),
+                }
             };
-            let rate = load::throughput(
-                kind,
-                port,
-                pid,
-                backend,
-                sessions,
-                inflight,
-                plan.warmup,
-                plan.measure,
-            )
-            .await;
+            let rate =
+                load::throughput(kind, server, sessions, inflight, plan.warmup, plan.measure).await;
             if let Ok(v) = &rate {
                 eprintln!(
                     "throughput {sessions} × {inflight}: {}: {:.0}/s (mean {:.0}), server {:.0} % CPU, {:.2} µs/rt, {:.2} cs/rt, generator {:.0} % CPU, echo backend {:.0} % CPU",
@@ -372,15 +371,19 @@ async fn profile(setup: &Setup, secs: u64) -> Result<bool, Error> {
     let perf = procs::spawn("perf", cmd, &setup.out_dir.join("perf.log"))?;
     // Give perf a moment to attach before the load starts.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let server = load::Server {
+        port: proxy.port,
+        pid: proxy.proxy.pid(),
+        backend: Some(proxy.echo.pid()),
+    };
+    let window = Duration::from_secs(secs);
     let rate = load::throughput(
         Kind::Raw,
-        proxy.port,
-        proxy.proxy.pid(),
-        Some(proxy.echo.pid()),
+        server,
         100,
         1,
         Duration::from_millis(200),
-        Duration::from_secs(secs),
+        window,
     )
     .await?;
     // SIGINT lets perf write its file; Drop's SIGKILL is only the fallback.
