@@ -36,6 +36,8 @@ struct Ctl {
     opened: AtomicUsize,
     answered: AtomicUsize,
     failed: AtomicUsize,
+    /// The first session error, for the scenario's message.
+    first_error: std::sync::Mutex<Option<String>>,
     stop: AtomicBool,
     /// Messages echoed and checked, over all sessions.
     received: AtomicU64,
@@ -48,6 +50,7 @@ impl Ctl {
             opened: AtomicUsize::new(0),
             answered: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
+            first_error: std::sync::Mutex::new(None),
             stop: AtomicBool::new(false),
             received: AtomicU64::new(0),
         })
@@ -82,8 +85,10 @@ where
                     Ok(r) => r,
                     Err(_) => Err(format!("session {i} timed out").into()),
                 };
-                if r.is_err() {
+                if let Err(e) = &r {
                     ctl.failed.fetch_add(1, Relaxed);
+                    let mut first = ctl.first_error.lock().unwrap_or_else(|p| p.into_inner());
+                    first.get_or_insert_with(|| e.to_string());
                 }
                 r
             })
@@ -102,7 +107,13 @@ async fn wait_count(
     let deadline = Instant::now() + limit;
     while counter.load(Relaxed) < n {
         if ctl.failed.load(Relaxed) > 0 {
-            return Err(format!("a session failed while {what}").into());
+            let first = ctl.first_error.lock().unwrap_or_else(|p| p.into_inner());
+            return Err(format!(
+                "{} session(s) failed while {what}; first: {}",
+                ctl.failed.load(Relaxed),
+                first.as_deref().unwrap_or("?")
+            )
+            .into());
         }
         if Instant::now() > deadline {
             return Err(format!(
@@ -137,6 +148,17 @@ async fn join_all<T>(handles: Vec<JoinHandle<Result<T, Error>>>) -> Result<Vec<T
     match first {
         None => Ok(out),
         Some(e) => Err(format!("{failures} session(s) failed; first: {e}").into()),
+    }
+}
+
+/// Cancels sessions and waits until they are gone, so that their sockets
+/// are closed before the next scenario (or the results file) needs a descriptor.
+async fn abort_all<T>(handles: Vec<JoinHandle<T>>) {
+    for h in &handles {
+        h.abort();
+    }
+    for h in handles {
+        let _ = h.await;
     }
 }
 
@@ -285,9 +307,7 @@ async fn finish<T, R>(
     match result {
         Ok(r) => Ok((r, join_all(handles).await?)),
         Err(e) => {
-            for h in &handles {
-                h.abort();
-            }
+            abort_all(handles).await;
             Err(e)
         }
     }
@@ -448,9 +468,7 @@ pub async fn hold(kind: Kind, port: u16, n: usize, pid: u32) -> Result<Held, Err
     let _ = go_tx.send(true);
     let _ = release_tx.send(true);
     if error.is_some() {
-        for h in &handles {
-            h.abort();
-        }
+        abort_all(handles).await;
     } else if let Err(e) = join_all(handles).await {
         error = Some(e.to_string());
     }

@@ -183,7 +183,10 @@ async fn run(args: Args) -> Result<bool, Error> {
                 .iter()
                 .any(|t| t.eq_ignore_ascii_case(&format!("{k:?}")))
     };
-    let mut r = Results::default();
+    let mut r = Results {
+        smoke: args.smoke,
+        ..Results::default()
+    };
     r.notes.push(format!(
         "{} run, {} cores; {}; open-file limit {nofile}",
         if args.smoke { "SMOKE (tiny counts, floors not meaningful)" } else { "full" },
