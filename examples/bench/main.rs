@@ -156,12 +156,14 @@ async fn run(args: Args) -> Result<bool, Error> {
     let started = Instant::now();
     let pinning = Pinning::detect(args.no_pin);
     let nofile = procs::raise_nofile();
-    // The load generator and the echo backend share core 1; the servers
-    // under test get core 0 to themselves.
-    pinning.pin_self(1)?;
+    // Built before pinning, so that cargo may use every core.
     if !args.no_build {
         build()?;
     }
+    // The load generator and the echo backend share core 1; the servers
+    // under test get core 0 to themselves. This (only) thread is pinned before
+    // any other exists, so every later thread and child inherits it.
+    pinning.pin_self(1)?;
     let out_dir = PathBuf::from("target/bench");
     std::fs::create_dir_all(&out_dir)?;
     let setup = Setup {
