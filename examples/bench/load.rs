@@ -192,6 +192,9 @@ pub struct Rate {
     pub gen_cpu: f64,
     /// CPU used by the zmq echo backend (proxy rows only), % of one core.
     pub backend_cpu: Option<f64>,
+    /// CPU taken by other tasks on cores 0 and 1 during the measurement, % of
+    /// each (approximate; None when nothing is pinned).
+    pub others: Option<[f64; 2]>,
     /// Context switches of the server's threads per round trip.
     pub server_cs_per_rt: f64,
 }
@@ -203,6 +206,8 @@ pub struct Server {
     pub pid: u32,
     /// The zmq echo backend behind a proxy.
     pub backend: Option<u32>,
+    /// Whether the server is on core 0 and the generator on core 1.
+    pub pinned: bool,
 }
 
 /// Sub-windows of a throughput measurement.
@@ -218,7 +223,12 @@ pub async fn throughput(
     warmup: Duration,
     measure: Duration,
 ) -> Result<Rate, Error> {
-    let Server { port, pid, backend } = server;
+    let Server {
+        port,
+        pid,
+        backend,
+        pinned,
+    } = server;
     let ctl = Ctl::new();
     let (go_tx, go_rx) = watch::channel(false);
     let deadline = Instant::now() + OPEN_TIMEOUT + warmup + measure + DRAIN_TIMEOUT;
@@ -264,6 +274,7 @@ pub async fn throughput(
         let (s0, g0) = (crate::procs::cpu_ns(pid)?, crate::procs::cpu_ns(me)?);
         let x0 = crate::procs::context_switches(pid)?;
         let b0 = backend.map(crate::procs::cpu_ns).transpose()?;
+        let k0 = crate::procs::core_busy_secs().ok();
         let (c0, t0) = (ctl.received.load(Relaxed), Instant::now());
         let (mut c, mut t) = (c0, t0);
         let mut rates = Vec::with_capacity(WINDOWS as usize);
@@ -276,6 +287,7 @@ pub async fn throughput(
         let (s1, g1) = (crate::procs::cpu_ns(pid)?, crate::procs::cpu_ns(me)?);
         let x1 = crate::procs::context_switches(pid)?;
         let b1 = backend.map(crate::procs::cpu_ns).transpose()?;
+        let k1 = crate::procs::core_busy_secs().ok();
         if ctl.failed.load(Relaxed) > 0 {
             return Err::<Rate, Error>("a session failed during the run".into());
         }
@@ -290,6 +302,12 @@ pub async fn throughput(
             gen_cpu: (g1 - g0) as f64 / 1e7 / secs,
             server_cs_per_rt: (x1 - x0) as f64 / done,
             backend_cpu: b0.zip(b1).map(|(b0, b1)| (b1 - b0) as f64 / 1e7 / secs),
+            others: k0.zip(k1).filter(|_| pinned).map(|(k0, k1)| {
+                let ours0 = (s1 - s0) as f64 / 1e9;
+                let ours1 = (g1 - g0 + b1.unwrap_or(0) - b0.unwrap_or(0)) as f64 / 1e9;
+                let other = |busy: f64, ours: f64| (100.0 * (busy - ours) / secs).max(0.0);
+                [other(k1[0] - k0[0], ours0), other(k1[1] - k0[1], ours1)]
+            }),
         })
     };
     let result = run.await;

@@ -251,19 +251,21 @@ async fn run(args: Args) -> Result<bool, Error> {
                     port: ref_port,
                     pid: ref_child.pid(),
                     backend: None,
+                    pinned: pinning.enabled,
                 }
             } else {
                 load::Server {
                     port: proxy.port,
                     pid: proxy.proxy.pid(),
                     backend: Some(proxy.echo.pid()),
+                    pinned: pinning.enabled,
                 }
             };
             let rate =
                 load::throughput(kind, server, sessions, inflight, plan.warmup, plan.measure).await;
             if let Ok(v) = &rate {
                 eprintln!(
-                    "throughput {sessions} × {inflight}: {}: {:.0}/s (mean {:.0}), server {:.0} % CPU, {:.2} µs/rt, {:.2} cs/rt, generator {:.0} % CPU, echo backend {:.0} % CPU",
+                    "throughput {sessions} × {inflight}: {}: {:.0}/s (mean {:.0}), server {:.0} % CPU, {:.2} µs/rt, {:.2} cs/rt, generator {:.0} % CPU, echo backend {:.0} % CPU, others on cores 0/1 {:?}",
                     kind.label(),
                     v.median,
                     v.mean,
@@ -271,7 +273,8 @@ async fn run(args: Args) -> Result<bool, Error> {
                     v.server_us_per_rt,
                     v.server_cs_per_rt,
                     v.gen_cpu,
-                    v.backend_cpu.unwrap_or(0.0)
+                    v.backend_cpu.unwrap_or(0.0),
+                    v.others.map(|[a, b]| (a.round(), b.round()))
                 );
             }
             rates[idx] = Some(r.cell(
@@ -380,6 +383,7 @@ async fn profile(setup: &Setup, secs: u64) -> Result<bool, Error> {
         port: proxy.port,
         pid: proxy.proxy.pid(),
         backend: Some(proxy.echo.pid()),
+        pinned: setup.pinning.enabled,
     };
     let window = Duration::from_secs(secs);
     let rate = load::throughput(

@@ -299,3 +299,29 @@ pub fn context_switches(pid: u32) -> Result<u64, Error> {
     }
     Ok(total)
 }
+
+/// Seconds each of cores 0 and 1 spent running tasks (user + nice + system
+/// from `/proc/stat`; interrupt time excluded, as it is from a task's own CPU
+/// time). Minus what our processes used, this is what *other* tasks took from
+/// the cores under test: the machine's noise, per measurement.
+pub fn core_busy_secs() -> Result<[f64; 2], Error> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let mut out = [0.0; 2];
+    for (core, slot) in out.iter_mut().enumerate() {
+        let prefix = format!("cpu{core} ");
+        let line = stat
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .ok_or_else(|| format!("no {prefix}line in /proc/stat"))?;
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(3)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        *slot = f.iter().sum::<u64>() as f64 / hz;
+    }
+    Ok(out)
+}

@@ -87,6 +87,10 @@ impl Results {
         self.throughput_table(&mut s, true, |r| r.median, |v| format!("{v:.0}"));
         let _ = writeln!(
             s,
+            "\n{CONTENDED} other tasks took more than {NOISY:.0} % of core 0 or core 1 during that measurement (see the CPU table): that number is low by an unknown amount."
+        );
+        let _ = writeln!(
+            s,
             "\n## Server CPU per round trip, µs (all threads of the server process, core 0; in brackets: proxy / reference). Rates move with other load on the machine; this moves much less.\n"
         );
         self.throughput_table(&mut s, true, |r| r.server_us_per_rt, |v| format!("{v:.2}"));
@@ -97,7 +101,7 @@ impl Results {
         self.throughput_table(&mut s, false, |r| r.server_cs_per_rt, |v| format!("{v:.2}"));
         let _ = writeln!(
             s,
-            "\nCPU use, % of one core: server (core 0) / load generator + zmq echo backend (core 1):\n"
+            "\nCPU use, % of one core: server (core 0) / load generator + zmq echo backend (core 1); in brackets, other tasks on core 0 / core 1 (approximate):\n"
         );
         let _ = writeln!(
             s,
@@ -108,10 +112,16 @@ impl Results {
             let mut row = format!("| {} × {} |", t.sessions, t.inflight);
             for cell in &t.rates {
                 let text = match cell {
-                    Some(Ok(r)) => match r.backend_cpu {
-                        Some(b) => format!("{:.0} / {:.0} + {b:.0}", r.server_cpu, r.gen_cpu),
-                        None => format!("{:.0} / {:.0}", r.server_cpu, r.gen_cpu),
-                    },
+                    Some(Ok(r)) => {
+                        let ours = match r.backend_cpu {
+                            Some(b) => format!("{:.0} / {:.0} + {b:.0}", r.server_cpu, r.gen_cpu),
+                            None => format!("{:.0} / {:.0}", r.server_cpu, r.gen_cpu),
+                        };
+                        match r.others {
+                            Some([c0, c1]) => format!("{ours} ({c0:.0} / {c1:.0}){}", mark(r)),
+                            None => ours,
+                        }
+                    }
                     Some(Err(_)) => "ERROR".into(),
                     None => "–".into(),
                 };
@@ -292,10 +302,13 @@ impl Results {
                     None => "–".to_string(),
                     Some(Err(e)) => format!("ERROR: {}", short(e)),
                     Some(Ok(r)) => match (i, reference) {
-                        (0, _) | (_, None) => fmt(value(r)),
-                        (_, Some(base)) => {
-                            format!("{} ({:.0} %)", fmt(value(r)), 100.0 * value(r) / base)
-                        }
+                        (0, _) | (_, None) => format!("{}{}", fmt(value(r)), mark(r)),
+                        (_, Some(base)) => format!(
+                            "{} ({:.0} %){}",
+                            fmt(value(r)),
+                            100.0 * value(r) / base,
+                            mark(r)
+                        ),
                     },
                 };
                 let _ = write!(row, " {text} |");
@@ -386,6 +399,18 @@ impl Results {
             hold.map(|h| h.1),
         ));
         out
+    }
+}
+
+/// Marks a measurement that other tasks on the machine disturbed.
+const CONTENDED: &str = "⚠";
+/// Other tasks' share of a core, in %, above which a measurement is marked.
+const NOISY: f64 = 10.0;
+
+fn mark(r: &Rate) -> &'static str {
+    match r.others {
+        Some([c0, c1]) if c0 > NOISY || c1 > NOISY => " ⚠",
+        _ => "",
     }
 }
 
