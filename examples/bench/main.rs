@@ -38,6 +38,9 @@ use report::{Memory, Results, Throughput};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// Past this age a run repeats no disturbed measurement (see `--retries`).
+const RETRY_BUDGET: Duration = Duration::from_secs(110);
+
 /// Benchmark sockjsproxy against a bare WebSocket echo server (issue 5).
 #[derive(Parser, Debug)]
 #[command(name = "bench")]
@@ -64,6 +67,11 @@ struct Args {
     /// Concurrent SockJS sessions the proxy must hold and answer.
     #[arg(long, default_value_t = 15_000)]
     hold_sessions: usize,
+    /// How many times a throughput measurement disturbed by other tasks on
+    /// the machine (> 10 % of a core) is repeated; the least disturbed is kept.
+    /// Retries stop once the run is 110 s old, to stay under 3 minutes.
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
     /// Do not pin processes to cores even on a machine with 2+ cores.
     #[arg(long)]
     no_pin: bool,
@@ -261,8 +269,27 @@ async fn run(args: Args) -> Result<bool, Error> {
                     pinned: pinning.enabled,
                 }
             };
-            let rate =
+            let mut rate =
                 load::throughput(kind, server, sessions, inflight, plan.warmup, plan.measure).await;
+            // A measurement that other tasks disturbed is repeated (while the
+            // run stays within its time budget); the least disturbed is kept.
+            let mut retries = if args.smoke { 0 } else { args.retries };
+            while let Ok(v) = &rate {
+                let noise = v.others.map_or(0.0, |[a, b]| a.max(b));
+                if noise <= report::NOISY || retries == 0 || started.elapsed() > RETRY_BUDGET {
+                    break;
+                }
+                retries -= 1;
+                eprintln!("  disturbed ({noise:.0} % other load), measuring again");
+                let again =
+                    load::throughput(kind, server, sessions, inflight, plan.warmup, plan.measure)
+                        .await;
+                match &again {
+                    Ok(a) if a.others.map_or(0.0, |[a, b]| a.max(b)) < noise => rate = again,
+                    Ok(_) => {}
+                    Err(_) => rate = again,
+                }
+            }
             if let Ok(v) = &rate {
                 eprintln!(
                     "throughput {sessions} × {inflight}: {}: {:.0}/s (mean {:.0}), server {:.0} % CPU, {:.2} µs/rt, {:.2} cs/rt, generator {:.0} % CPU, echo backend {:.0} % CPU, others on cores 0/1 {:?}",

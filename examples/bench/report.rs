@@ -87,7 +87,7 @@ impl Results {
         self.throughput_table(&mut s, true, |r| r.median, |v| format!("{v:.0}"));
         let _ = writeln!(
             s,
-            "\n{CONTENDED} other tasks took more than {NOISY:.0} % of core 0 or core 1 during that measurement (see the CPU table): that number is low by an unknown amount."
+            "\n{CONTENDED} other tasks took more than {NOISY:.0} % of core 0 or core 1 during that measurement (see the CPU table): that number is low by an unknown amount (disturbed measurements are repeated up to `--retries` times; the least disturbed is shown)."
         );
         let _ = writeln!(
             s,
@@ -405,7 +405,7 @@ impl Results {
 /// Marks a measurement that other tasks on the machine disturbed.
 const CONTENDED: &str = "⚠";
 /// Other tasks' share of a core, in %, above which a measurement is marked.
-const NOISY: f64 = 10.0;
+pub const NOISY: f64 = 10.0;
 
 fn mark(r: &Rate) -> &'static str {
     match r.others {
