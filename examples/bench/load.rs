@@ -192,9 +192,12 @@ pub struct Rate {
     pub gen_cpu: f64,
     /// CPU used by the zmq echo backend (proxy rows only), % of one core.
     pub backend_cpu: Option<f64>,
-    /// CPU taken by other tasks on cores 0 and 1 during the measurement, % of
-    /// each (approximate; None when nothing is pinned).
-    pub others: Option<[f64; 2]>,
+    /// CPU taken by all other tasks on the machine during the measurement, in
+    /// % of one core: the noise that may have slowed this measurement.
+    pub others: f64,
+    /// Idle % of cores 0 and 1 (None when nothing is pinned): a generator core
+    /// with no idle time means core 1, not the server, may be the limit.
+    pub idle: Option<[f64; 2]>,
     /// Context switches of the server's threads per round trip.
     pub server_cs_per_rt: f64,
 }
@@ -274,7 +277,12 @@ pub async fn throughput(
         let (s0, g0) = (crate::procs::cpu_ns(pid)?, crate::procs::cpu_ns(me)?);
         let x0 = crate::procs::context_switches(pid)?;
         let b0 = backend.map(crate::procs::cpu_ns).transpose()?;
-        let k0 = crate::procs::core_busy_secs().ok();
+        let ours: Vec<u32> = [Some(pid), Some(me), backend]
+            .into_iter()
+            .flatten()
+            .collect();
+        let o0 = crate::procs::other_tasks_ns(&ours);
+        let i0 = crate::procs::idle_secs().ok();
         let (c0, t0) = (ctl.received.load(Relaxed), Instant::now());
         let (mut c, mut t) = (c0, t0);
         let mut rates = Vec::with_capacity(WINDOWS as usize);
@@ -287,7 +295,8 @@ pub async fn throughput(
         let (s1, g1) = (crate::procs::cpu_ns(pid)?, crate::procs::cpu_ns(me)?);
         let x1 = crate::procs::context_switches(pid)?;
         let b1 = backend.map(crate::procs::cpu_ns).transpose()?;
-        let k1 = crate::procs::core_busy_secs().ok();
+        let i1 = crate::procs::idle_secs().ok();
+        let o1 = crate::procs::other_tasks_ns(&ours);
         if ctl.failed.load(Relaxed) > 0 {
             return Err::<Rate, Error>("a session failed during the run".into());
         }
@@ -302,12 +311,11 @@ pub async fn throughput(
             gen_cpu: (g1 - g0) as f64 / 1e7 / secs,
             server_cs_per_rt: (x1 - x0) as f64 / done,
             backend_cpu: b0.zip(b1).map(|(b0, b1)| (b1 - b0) as f64 / 1e7 / secs),
-            others: k0.zip(k1).filter(|_| pinned).map(|(k0, k1)| {
-                let ours0 = (s1 - s0) as f64 / 1e9;
-                let ours1 = (g1 - g0 + b1.unwrap_or(0) - b0.unwrap_or(0)) as f64 / 1e9;
-                let other = |busy: f64, ours: f64| (100.0 * (busy - ours) / secs).max(0.0);
-                [other(k1[0] - k0[0], ours0), other(k1[1] - k0[1], ours1)]
-            }),
+            others: crate::procs::other_tasks_delta(&o0, &o1) as f64 / 1e7 / secs,
+            idle: i0
+                .zip(i1)
+                .filter(|_| pinned)
+                .map(|(a, b)| [100.0 * (b[0] - a[0]) / secs, 100.0 * (b[1] - a[1]) / secs]),
         })
     };
     let result = run.await;

@@ -275,7 +275,7 @@ async fn run(args: Args) -> Result<bool, Error> {
             // run stays within its time budget); the least disturbed is kept.
             let mut retries = if args.smoke { 0 } else { args.retries };
             while let Ok(v) = &rate {
-                let noise = v.others.map_or(0.0, |[a, b]| a.max(b));
+                let noise = v.others;
                 if noise <= report::NOISY || retries == 0 || started.elapsed() > RETRY_BUDGET {
                     break;
                 }
@@ -285,14 +285,14 @@ async fn run(args: Args) -> Result<bool, Error> {
                     load::throughput(kind, server, sessions, inflight, plan.warmup, plan.measure)
                         .await;
                 match &again {
-                    Ok(a) if a.others.map_or(0.0, |[a, b]| a.max(b)) < noise => rate = again,
+                    Ok(a) if a.others < noise => rate = again,
                     Ok(_) => {}
                     Err(_) => rate = again,
                 }
             }
             if let Ok(v) = &rate {
                 eprintln!(
-                    "throughput {sessions} × {inflight}: {}: {:.0}/s (mean {:.0}), server {:.0} % CPU, {:.2} µs/rt, {:.2} cs/rt, generator {:.0} % CPU, echo backend {:.0} % CPU, others on cores 0/1 {:?}",
+                    "throughput {sessions} × {inflight}: {}: {:.0}/s (mean {:.0}), server {:.0} % CPU, {:.2} µs/rt, {:.2} cs/rt, generator {:.0} % CPU, echo backend {:.0} % CPU, other tasks {:.0} % CPU, idle cores 0/1 {:?}",
                     kind.label(),
                     v.median,
                     v.mean,
@@ -301,7 +301,8 @@ async fn run(args: Args) -> Result<bool, Error> {
                     v.server_cs_per_rt,
                     v.gen_cpu,
                     v.backend_cpu.unwrap_or(0.0),
-                    v.others.map(|[a, b]| (a.round(), b.round()))
+                    v.others,
+                    v.idle.map(|[a, b]| (a.round(), b.round()))
                 );
             }
             rates[idx] = Some(r.cell(

@@ -6,6 +6,7 @@
 //! return, an error or a panic (unwinding), and by `PR_SET_PDEATHSIG` if the
 //! bench itself is killed, so that no proxy is left holding ports on the box.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -300,11 +301,49 @@ pub fn context_switches(pid: u32) -> Result<u64, Error> {
     Ok(total)
 }
 
-/// Seconds each of cores 0 and 1 spent running tasks (user + nice + system
-/// from `/proc/stat`; interrupt time excluded, as it is from a task's own CPU
-/// time). Minus what our processes used, this is what *other* tasks took from
-/// the cores under test: the machine's noise, per measurement.
-pub fn core_busy_secs() -> Result<[f64; 2], Error> {
+/// CPU time so far (ns) of every task on the machine that does not belong to
+/// one of `ours`, by thread id. The difference of two snapshots is what other
+/// tasks (other users' builds, kernel threads) took from us during a
+/// measurement: the machine's noise.
+pub fn other_tasks_ns(ours: &[u32]) -> HashMap<u32, u64> {
+    let mut out = HashMap::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if ours.contains(&pid) {
+            continue;
+        }
+        let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let tid = t.file_name().to_str().and_then(|n| n.parse::<u32>().ok());
+            let ns = std::fs::read_to_string(t.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+            if let (Some(tid), Some(ns)) = (tid, ns) {
+                out.insert(tid, ns);
+            }
+        }
+    }
+    out
+}
+
+/// CPU (ns) other tasks used between two [`other_tasks_ns`] snapshots; tasks
+/// born in between count from zero, tasks that died are not counted.
+pub fn other_tasks_delta(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>) -> u64 {
+    after
+        .iter()
+        .map(|(tid, ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum()
+}
+
+/// Idle seconds (idle + iowait, from `/proc/stat`) of cores 0 and 1 so far.
+pub fn idle_secs() -> Result<[f64; 2], Error> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let stat = std::fs::read_to_string("/proc/stat")?;
@@ -317,8 +356,8 @@ pub fn core_busy_secs() -> Result<[f64; 2], Error> {
             .ok_or_else(|| format!("no {prefix}line in /proc/stat"))?;
         let f: Vec<u64> = line
             .split_whitespace()
-            .skip(1)
-            .take(3)
+            .skip(4)
+            .take(2)
             .filter_map(|v| v.parse().ok())
             .collect();
         *slot = f.iter().sum::<u64>() as f64 / hz;

@@ -87,7 +87,7 @@ impl Results {
         self.throughput_table(&mut s, true, |r| r.median, |v| format!("{v:.0}"));
         let _ = writeln!(
             s,
-            "\n{CONTENDED} other tasks took more than {NOISY:.0} % of core 0 or core 1 during that measurement (see the CPU table): that number is low by an unknown amount (disturbed measurements are repeated up to `--retries` times; the least disturbed is shown)."
+            "\n{CONTENDED} other tasks on the machine took more than {NOISY:.0} % of a core during that measurement (see the CPU table): that number is low by an unknown amount (disturbed measurements are repeated up to `--retries` times; the least disturbed is shown)."
         );
         let _ = writeln!(
             s,
@@ -101,7 +101,7 @@ impl Results {
         self.throughput_table(&mut s, false, |r| r.server_cs_per_rt, |v| format!("{v:.2}"));
         let _ = writeln!(
             s,
-            "\nCPU use, % of one core: server (core 0) / load generator + zmq echo backend (core 1); in brackets, other tasks on core 0 / core 1 (approximate):\n"
+            "\nCPU, % of one core: server (core 0) / load generator+zmq echo backend (core 1) · all other tasks on the machine · idle of core 0 / core 1 (from /proc/stat; no idle on core 1 means the generator side may be a limit too):\n"
         );
         let _ = writeln!(
             s,
@@ -114,12 +114,18 @@ impl Results {
                 let text = match cell {
                     Some(Ok(r)) => {
                         let ours = match r.backend_cpu {
-                            Some(b) => format!("{:.0} / {:.0} + {b:.0}", r.server_cpu, r.gen_cpu),
+                            Some(b) => format!("{:.0} / {:.0}+{b:.0}", r.server_cpu, r.gen_cpu),
                             None => format!("{:.0} / {:.0}", r.server_cpu, r.gen_cpu),
                         };
-                        match r.others {
-                            Some([c0, c1]) => format!("{ours} ({c0:.0} / {c1:.0}){}", mark(r)),
-                            None => ours,
+                        match r.idle {
+                            Some([i0, i1]) => {
+                                format!(
+                                    "{ours} · others {:.0} · idle {i0:.0} / {i1:.0}{}",
+                                    r.others,
+                                    mark(r)
+                                )
+                            }
+                            None => format!("{ours} · others {:.0}{}", r.others, mark(r)),
                         }
                     }
                     Some(Err(_)) => "ERROR".into(),
@@ -408,10 +414,7 @@ const CONTENDED: &str = "⚠";
 pub const NOISY: f64 = 10.0;
 
 fn mark(r: &Rate) -> &'static str {
-    match r.others {
-        Some([c0, c1]) if c0 > NOISY || c1 > NOISY => " ⚠",
-        _ => "",
-    }
+    if r.others > NOISY { " ⚠" } else { "" }
 }
 
 fn per_session_kb(h: &Held, n: usize) -> f64 {
