@@ -11,7 +11,12 @@ use super::Backend;
 use super::frame::Command;
 use crate::sockjs::session::GO_AWAY;
 
-pub async fn read_commands(mut pull: tmq::pull::Pull, backend: Arc<Backend>) {
+/// Messages read per readiness of the socket: 0MQ is asked for its state once
+/// per batch instead of once per message.
+const READ_BATCH: usize = 256;
+
+pub async fn read_commands(pull: tmq::pull::Pull, backend: Arc<Backend>) {
+    let mut pull = pull.buffered(READ_BATCH);
     while let Some(message) = pull.next().await {
         let message = match message {
             Ok(m) => m,
