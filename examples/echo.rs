@@ -50,23 +50,25 @@ async fn main() {
     }
 }
 
-async fn serve(mut events: tmq::pull::Pull, mut commands: tmq::push::Push, close_on_connect: bool) {
+async fn serve(events: tmq::pull::Pull, mut commands: tmq::push::Push, close_on_connect: bool) {
+    // Read in batches, and send a `message` event back as it came: it already
+    // is the `[message, session, data]` command that echoes it.
+    let mut events = events.buffered(256);
     while let Some(Ok(event)) = events.next().await {
-        let parts: Vec<Vec<u8>> = event.iter().map(|m| m.to_vec()).collect();
-        let [kind, session, data] = parts.as_slice() else {
-            log::warn!("event with {} parts ignored", parts.len());
+        if event.len() != 3 {
+            log::warn!("event with {} parts ignored", event.len());
             continue;
-        };
-        let reply: Option<[&[u8]; 3]> = match kind.as_slice() {
-            b"message" => Some([b"message", session, data]),
-            b"connect" if close_on_connect => Some([b"disconnect", session, b""]),
-            _ => None,
-        };
-        if let Some(reply) = reply {
-            let msg: Vec<tmq::Message> = reply.iter().map(|p| tmq::Message::from(*p)).collect();
-            if commands.send(tmq::Multipart::from(msg)).await.is_err() {
-                break;
+        }
+        let reply = match &event[0][..] {
+            b"message" => event,
+            b"connect" if close_on_connect => {
+                let session = event[1].to_vec();
+                tmq::Multipart::from(vec![b"disconnect".to_vec(), session, Vec::new()])
             }
+            _ => continue,
+        };
+        if commands.send(reply).await.is_err() {
+            break;
         }
     }
 }
