@@ -10,6 +10,11 @@
 //!
 //! Without `--config` it serves the single service of the default flags
 //! (PUSH on 9241, PULL on 9242).
+//!
+//! It is also a scale-out worker as it is (session ids are opaque to it): point
+//! `--in-port`/`--out-port` at the broker's worker side, e.g. `--in-port 9243
+//! --out-port 9244` (see `examples/broker.rs`). `RUST_LOG=echo=debug` logs each
+//! event, which the scale-out test reads.
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
@@ -57,6 +62,11 @@ async fn serve(mut events: tmq::pull::Pull, mut commands: tmq::push::Push, close
             log::warn!("event with {} parts ignored", parts.len());
             continue;
         };
+        log::debug!(
+            "event {} {}",
+            String::from_utf8_lossy(kind),
+            String::from_utf8_lossy(session)
+        );
         let reply: Option<[&[u8]; 3]> = match kind.as_slice() {
             b"message" => Some([b"message", session, data]),
             b"connect" if close_on_connect => Some([b"disconnect", session, b""]),

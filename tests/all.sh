@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 echo "== installing test dependencies (chromium, npm packages, pyzmq) if missing"
 bash tests/browser/setup.sh
+bash tests/nginx-setup.sh
 
 echo "== building (release)"
 cargo build --release --all-targets --locked

@@ -8,6 +8,7 @@ use futures_util::SinkExt;
 use tokio::sync::mpsc;
 
 use super::frame::Event;
+use super::topology::ScaleOut;
 
 /// Events sent per flush; bounds the time between checks of the queue.
 const BATCH: usize = 256;
@@ -17,8 +18,28 @@ pub async fn write_events(
     mut queue: mpsc::Receiver<Event>,
     busy: Arc<AtomicBool>,
     name: String,
+    scale: Option<Arc<ScaleOut>>,
 ) {
-    while let Some(first) = queue.recv().await {
+    // Scale-out: a heartbeat first, then whenever one is due (see `topology`).
+    let mut next_heartbeat = tokio::time::Instant::now();
+    loop {
+        if let Some(scale) = &scale
+            && tokio::time::Instant::now() >= next_heartbeat
+        {
+            send(&mut push, scale.heartbeat_frames(), &name).await;
+            if let Err(e) = SinkExt::<tmq::Multipart>::flush(&mut push).await {
+                log::error!("service {name}: PUSH flush failed: {e}");
+            }
+            next_heartbeat = tokio::time::Instant::now() + scale.heartbeat;
+        }
+        let first = match scale {
+            Some(_) => match tokio::time::timeout_at(next_heartbeat, queue.recv()).await {
+                Ok(first) => first,
+                Err(_) => continue,
+            },
+            None => queue.recv().await,
+        };
+        let Some(first) = first else { break };
         busy.store(true, Ordering::Release);
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -28,18 +49,22 @@ pub async fn write_events(
             }
         }
         for event in batch {
-            let parts: Vec<tmq::Message> = event
-                .into_frames()
-                .iter()
-                .map(|b| tmq::Message::from(&b[..]))
-                .collect();
-            if let Err(e) = push.feed(tmq::Multipart::from(parts)).await {
-                log::error!("service {name}: PUSH send failed: {e}");
-            }
+            let frames = match &scale {
+                Some(scale) => scale.event_frames(event),
+                None => event.into_frames(),
+            };
+            send(&mut push, frames, &name).await;
         }
         if let Err(e) = SinkExt::<tmq::Multipart>::flush(&mut push).await {
             log::error!("service {name}: PUSH flush failed: {e}");
         }
         busy.store(false, Ordering::Release);
+    }
+}
+
+async fn send(push: &mut tmq::push::Push, frames: [bytes::Bytes; 3], name: &str) {
+    let parts: Vec<tmq::Message> = frames.iter().map(|b| tmq::Message::from(&b[..])).collect();
+    if let Err(e) = push.feed(tmq::Multipart::from(parts)).await {
+        log::error!("service {name}: PUSH send failed: {e}");
     }
 }
