@@ -287,7 +287,11 @@ fn scale_out_config(cli: &Cli, http_port: u16) -> Result<Option<ScaleOutConfig>,
     }
     Ok(Some(ScaleOutConfig {
         instance_id,
-        heartbeat: millis("scaleout_heartbeat_ms", Some(cli.scaleout_heartbeat_ms), Duration::ZERO)?,
+        heartbeat: millis(
+            "scaleout_heartbeat_ms",
+            Some(cli.scaleout_heartbeat_ms),
+            Duration::ZERO,
+        )?,
     }))
 }
 
@@ -295,7 +299,13 @@ fn default_instance_id(host: &str, http_port: u16) -> String {
     let host: String = host
         .chars()
         .take(48)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("{host}-{http_port}")
 }
@@ -542,7 +552,10 @@ mod tests {
 
     #[test]
     fn default_instance_ids_keep_only_safe_characters() {
-        assert_eq!(default_instance_id("web1.example.com", 8080), "web1-example-com-8080");
+        assert_eq!(
+            default_instance_id("web1.example.com", 8080),
+            "web1-example-com-8080"
+        );
     }
 
     #[test]

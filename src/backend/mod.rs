@@ -161,8 +161,8 @@ impl Backend {
         ));
         // In scale-out mode the commands arrive on a DEALER (see `topology`).
         if sockets.pull.get_socket_type() == Ok(zmq::DEALER) {
-            let dealer = tmq::dealer::Dealer::from_zmq_socket(sockets.pull)
-                .map_err(|e| err("DEALER", e))?;
+            let dealer =
+                tmq::dealer::Dealer::from_zmq_socket(sockets.pull).map_err(|e| err("DEALER", e))?;
             actix_web::rt::spawn(reader::read_commands(dealer, self.clone()));
         } else {
             let pull =

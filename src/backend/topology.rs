@@ -89,7 +89,10 @@ impl ScaleOut {
     }
 
     /// Parses a command whose session id must carry this instance's prefix.
-    pub(super) fn parse_command<P: AsRef<[u8]>>(&self, parts: &[P]) -> Result<Command, CommandError> {
+    pub(super) fn parse_command<P: AsRef<[u8]>>(
+        &self,
+        parts: &[P],
+    ) -> Result<Command, CommandError> {
         let [kind, session, data] = parts else {
             return Err(CommandError::PartCount(parts.len()));
         };
@@ -100,7 +103,10 @@ impl ScaleOut {
             Some(local) => Command::parse(&[kind.as_ref(), local, data.as_ref()]),
             // Another proxy's session: the broker routed it wrongly.
             None => Err(CommandError::BadSessionId(
-                String::from_utf8_lossy(session.as_ref()).chars().take(64).collect(),
+                String::from_utf8_lossy(session.as_ref())
+                    .chars()
+                    .take(64)
+                    .collect(),
             )),
         }
     }
@@ -131,7 +137,9 @@ impl Backend {
             } else {
                 socket.set_linger(0).map_err(err)?;
                 socket.set_rcvhwm(HWM).map_err(err)?;
-                socket.set_identity(scale.instance.as_bytes()).map_err(err)?;
+                socket
+                    .set_identity(scale.instance.as_bytes())
+                    .map_err(err)?;
             }
             socket.connect(&endpoint).map_err(err)?;
             Ok::<_, TopologyError>(socket)
