@@ -94,7 +94,7 @@ pub struct Config {
     /// Bridge mode: `None` unless `--bridge` is given.
     pub bridge: Option<crate::bridge::BridgeConfig>,
     /// Scale-out mode: `None` unless `--connect` is given.
-    pub scale_out: Option<ScaleOutConfig>,
+    pub scale_out: Option<crate::backend::topology::ScaleOutConfig>,
 }
 
 /// One SockJS service and the 0MQ endpoints its backend talks to.
@@ -256,70 +256,10 @@ impl Config {
             scale_out: None,
         })
         .and_then(|mut config| {
-            config.scale_out = scale_out_config(cli, config.http_port)?;
+            config.scale_out = crate::backend::topology::config_from_cli(cli, config.http_port)?;
             Ok(config)
         })
     }
-}
-
-/// Scale-out mode's settings (`--connect`): who this proxy is among many and
-/// how often it tells its broker that it is alive.
-#[derive(Debug, Clone)]
-pub struct ScaleOutConfig {
-    /// Prefix of every backend session id and the DEALER identity.
-    pub instance_id: String,
-    pub heartbeat: Duration,
-}
-
-fn scale_out_config(cli: &Cli, http_port: u16) -> Result<Option<ScaleOutConfig>, ConfigError> {
-    if !cli.connect {
-        return Ok(None);
-    }
-    let instance_id = match &cli.instance_id {
-        Some(id) => id.clone(),
-        // Host and port name one listener; a host name may hold dots, which
-        // separate instance from counter in session ids.
-        None => default_instance_id(&host_name(), http_port),
-    };
-    let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    if instance_id.is_empty() || instance_id.len() > 64 || !instance_id.chars().all(valid) {
-        return Err(ConfigError::InstanceId(instance_id));
-    }
-    Ok(Some(ScaleOutConfig {
-        instance_id,
-        heartbeat: millis(
-            "scaleout_heartbeat_ms",
-            Some(cli.scaleout_heartbeat_ms),
-            Duration::ZERO,
-        )?,
-    }))
-}
-
-fn default_instance_id(host: &str, http_port: u16) -> String {
-    let host: String = host
-        .chars()
-        .take(48)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("{host}-{http_port}")
-}
-
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // or truncates within it.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "proxy".to_string();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 /// Bridge mode's settings; kept apart from the SockJS ones.
@@ -548,14 +488,6 @@ mod tests {
     fn wildcard_hosts_connect_over_loopback() {
         assert_eq!(connect_endpoint("tcp://*:9241"), "tcp://127.0.0.1:9241");
         assert_eq!(connect_endpoint("tcp://10.0.0.1:1"), "tcp://10.0.0.1:1");
-    }
-
-    #[test]
-    fn default_instance_ids_keep_only_safe_characters() {
-        assert_eq!(
-            default_instance_id("web1.example.com", 8080),
-            "web1-example-com-8080"
-        );
     }
 
     #[test]

@@ -28,7 +28,8 @@ use bytes::Bytes;
 
 use super::frame::{Command, CommandError, Event};
 use super::{Backend, BackendError, HWM, LINGER_MS, Sockets};
-use crate::config::{ScaleOutConfig, connect_endpoint};
+use crate::cli::Cli;
+use crate::config::{ConfigError, connect_endpoint};
 
 /// The message type of heartbeats, never sent in single-instance mode.
 pub const HEARTBEAT: &[u8] = b"heartbeat";
@@ -41,6 +42,63 @@ pub enum TopologyError {
         endpoint: String,
         source: tmq::TmqError,
     },
+}
+
+/// Scale-out mode's settings (`--connect`): who this proxy is among many and
+/// how often it tells its broker that it is alive.
+#[derive(Debug, Clone)]
+pub struct ScaleOutConfig {
+    /// Prefix of every backend session id and the DEALER identity.
+    pub instance_id: String,
+    pub heartbeat: Duration,
+}
+
+/// Scale-out settings from the command line; `None` without `--connect`.
+pub fn config_from_cli(cli: &Cli, http_port: u16) -> Result<Option<ScaleOutConfig>, ConfigError> {
+    if !cli.connect {
+        return Ok(None);
+    }
+    let instance_id = match &cli.instance_id {
+        Some(id) => id.clone(),
+        // Host and port name one listener; a host name may hold dots, which
+        // separate instance from counter in session ids.
+        None => default_instance_id(&host_name(), http_port),
+    };
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if instance_id.is_empty() || instance_id.len() > 64 || !instance_id.chars().all(valid) {
+        return Err(ConfigError::InstanceId(instance_id));
+    }
+    Ok(Some(ScaleOutConfig {
+        instance_id,
+        heartbeat: Duration::from_millis(cli.scaleout_heartbeat_ms),
+    }))
+}
+
+fn default_instance_id(host: &str, http_port: u16) -> String {
+    let host: String = host
+        .chars()
+        .take(48)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{host}-{http_port}")
+}
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // or truncates within it.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "proxy".to_string();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 /// Who this proxy is among many; shared by every service's socket tasks.
@@ -175,6 +233,14 @@ mod tests {
             instance_id: "web1-8080".into(),
             heartbeat: Duration::from_secs(1),
         })
+    }
+
+    #[test]
+    fn default_instance_ids_keep_only_safe_characters() {
+        assert_eq!(
+            default_instance_id("web1.example.com", 8080),
+            "web1-example-com-8080"
+        );
     }
 
     #[test]
