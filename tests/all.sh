@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== installing test dependencies (chromium, npm packages, pyzmq) if missing"
+echo "== installing test dependencies (chromium, npm packages, pyzmq, nginx) if missing"
 bash tests/browser/setup.sh
 bash tests/nginx-setup.sh
 

@@ -1,5 +1,6 @@
 //! The 0MQ side of a service: a bound PUSH socket that carries session events
-//! to backends and a bound PULL socket that takes their commands.
+//! to backends and a bound PULL socket that takes their commands (in scale-out
+//! mode, a connected PUSH and DEALER instead: see [`topology`]).
 //!
 //! tmq sockets are `Send` but not `Sync`, so each is owned by one task: the
 //! *writer* drains a bounded channel of events into PUSH, the *reader* turns
