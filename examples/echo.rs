@@ -10,6 +10,11 @@
 //!
 //! Without `--config` it serves the single service of the default flags
 //! (PUSH on 9241, PULL on 9242).
+//!
+//! It is also a scale-out worker as it is (session ids are opaque to it): point
+//! `--in-port`/`--out-port` at the broker's worker side, e.g. `--in-port 9243
+//! --out-port 9244` (see `examples/broker.rs`). `RUST_LOG=echo=debug` logs each
+//! event, which the scale-out test reads.
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
@@ -59,6 +64,11 @@ async fn serve(events: tmq::pull::Pull, mut commands: tmq::push::Push, close_on_
             log::warn!("event with {} parts ignored", event.len());
             continue;
         }
+        log::debug!(
+            "event {} {}",
+            String::from_utf8_lossy(&event[0]),
+            String::from_utf8_lossy(&event[1])
+        );
         let reply = match &event[0][..] {
             b"message" => event,
             b"connect" if close_on_connect => {

@@ -158,4 +158,21 @@ pub struct Cli {
         requires = "bridge_auth"
     )]
     pub bridge_auth_timeout: f64,
+
+    // Scale-out mode (see README.rst, "Scale-out").
+    /// Connect each service's sockets to a broker instead of binding them: the
+    /// PUSH to the service's push endpoint, a DEALER (identity: the instance id)
+    /// to its pull endpoint. Session ids become `<instance>.<n>`.
+    #[arg(long)]
+    pub connect: bool,
+
+    /// This proxy's name among many, in session ids and as its DEALER identity
+    /// (letters, digits, '-' and '_'; default: `<host name>-<http port>`).
+    #[arg(long, value_name = "ID", requires = "connect")]
+    pub instance_id: Option<String>,
+
+    /// Interval of the heartbeats a --connect proxy sends its broker, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub scaleout_heartbeat_ms: u64,
 }

@@ -69,6 +69,8 @@ pub enum ConfigError {
     /// Bridge mode's settings, checked in [`crate::bridge::settings`].
     #[error(transparent)]
     Bridge(Box<crate::bridge::settings::SettingsError>),
+    #[error("bad instance id {0:?}: it must be 1 to 64 letters, digits, '-' or '_'")]
+    InstanceId(String),
 }
 
 /// The whole, validated configuration.
@@ -91,6 +93,8 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Bridge mode: `None` unless `--bridge` is given.
     pub bridge: Option<crate::bridge::BridgeConfig>,
+    /// Scale-out mode: `None` unless `--connect` is given.
+    pub scale_out: Option<crate::backend::topology::ScaleOutConfig>,
 }
 
 /// One SockJS service and the 0MQ endpoints its backend talks to.
@@ -249,6 +253,11 @@ impl Config {
                 Duration::ZERO,
             )?,
             bridge: bridge_config(cli)?,
+            scale_out: None,
+        })
+        .and_then(|mut config| {
+            config.scale_out = crate::backend::topology::config_from_cli(cli, config.http_port)?;
+            Ok(config)
         })
     }
 }

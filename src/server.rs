@@ -40,8 +40,15 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let mut services = Vec::new();
     let mut sources = Sources::default();
     let mut unstarted = Vec::new();
+    let scale = config
+        .scale_out
+        .as_ref()
+        .map(|c| Arc::new(crate::backend::topology::ScaleOut::new(c)));
     for s in &config.services {
-        let (backend, sockets) = Backend::bind(&zmq, &s.push, &s.pull, &s.prefix)?;
+        let (backend, sockets) = match &scale {
+            Some(scale) => Backend::connect(&zmq, &s.push, &s.pull, &s.prefix, scale.clone())?,
+            None => Backend::bind(&zmq, &s.push, &s.pull, &s.prefix)?,
+        };
         unstarted.push((backend.clone(), sockets));
         let options = s.options.clone();
         let service = Arc::new(Service::new(s.prefix.clone(), options, backend.clone()));

@@ -7,8 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== installing test dependencies (chromium, npm packages, pyzmq) if missing"
+echo "== installing test dependencies (chromium, npm packages, pyzmq, nginx) if missing"
 bash tests/browser/setup.sh
+bash tests/nginx-setup.sh
 
 echo "== building (release)"
 cargo build --release --all-targets --locked

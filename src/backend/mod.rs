@@ -1,5 +1,6 @@
 //! The 0MQ side of a service: a bound PUSH socket that carries session events
-//! to backends and a bound PULL socket that takes their commands.
+//! to backends and a bound PULL socket that takes their commands (in scale-out
+//! mode, a connected PUSH and DEALER instead: see [`topology`]).
 //!
 //! tmq sockets are `Send` but not `Sync`, so each is owned by one task: the
 //! *writer* drains a bounded channel of events into PUSH, the *reader* turns
@@ -9,6 +10,7 @@
 
 pub mod frame;
 mod reader;
+pub mod topology;
 mod writer;
 
 use std::collections::HashMap;
@@ -24,6 +26,8 @@ use frame::Event;
 pub const EVENT_QUEUE: usize = 65_536;
 /// 0MQ's own send/receive queue bound, in messages.
 const HWM: i32 = 100_000;
+/// Messages the PULL reader takes per readiness of its socket.
+const READ_BATCH: usize = 256;
 /// How long 0MQ may go on sending after the proxy is done with a socket, in ms:
 /// the shutdown linger already waited for the queue, this only covers the last
 /// batch in flight.
@@ -43,6 +47,8 @@ pub enum BackendError {
         name: String,
         source: tmq::TmqError,
     },
+    #[error(transparent)]
+    Topology(#[from] topology::TopologyError),
 }
 
 /// Counters of what went wrong, for logs and metrics.
@@ -65,6 +71,8 @@ pub struct Backend {
     /// to 0MQ.
     writer_busy: Arc<AtomicBool>,
     pub stats: Stats,
+    /// Set in scale-out mode (`--connect`), where session ids name the instance.
+    scale: Option<Arc<topology::ScaleOut>>,
 }
 
 /// Bound sockets whose tasks have not started yet; see [`Backend::start`].
@@ -100,18 +108,7 @@ impl Backend {
         };
         let push_socket = bind("PUSH", zmq::PUSH, push, HWM, LINGER_MS)?;
         let pull_socket = bind("PULL", zmq::PULL, pull, HWM, 0)?;
-        let (events, queue) = mpsc::channel(EVENT_QUEUE);
-        let backend = Arc::new(Backend {
-            name: if name.is_empty() {
-                "/".to_string()
-            } else {
-                name.to_string()
-            },
-            sessions: Mutex::default(),
-            events,
-            writer_busy: Arc::default(),
-            stats: Stats::default(),
-        });
+        let (backend, queue) = Backend::new(name, None);
         log::info!(
             "service {}: PUSH bound to {push}, PULL bound to {pull}",
             backend.name
@@ -126,6 +123,26 @@ impl Backend {
         ))
     }
 
+    fn new(
+        name: &str,
+        scale: Option<Arc<topology::ScaleOut>>,
+    ) -> (Arc<Backend>, mpsc::Receiver<Event>) {
+        let (events, queue) = mpsc::channel(EVENT_QUEUE);
+        let backend = Arc::new(Backend {
+            name: if name.is_empty() {
+                "/".to_string()
+            } else {
+                name.to_string()
+            },
+            sessions: Mutex::default(),
+            events,
+            writer_busy: Arc::default(),
+            stats: Stats::default(),
+            scale,
+        });
+        (backend, queue)
+    }
+
     /// Starts the writer and reader tasks on the current thread. The server
     /// calls this on an HTTP worker, so that with one worker the sessions and
     /// the sockets share a thread and no message crosses threads.
@@ -137,15 +154,29 @@ impl Backend {
             source,
         };
         let push = tmq::push::Push::from_zmq_socket(sockets.push).map_err(|e| err("PUSH", e))?;
-        let pull = tmq::pull::Pull::from_zmq_socket(sockets.pull).map_err(|e| err("PULL", e))?;
         let busy = self.writer_busy.clone();
         actix_web::rt::spawn(writer::write_events(
             push,
             sockets.queue,
             busy,
             self.name.clone(),
+            self.scale.clone(),
         ));
-        actix_web::rt::spawn(reader::read_commands(pull, self.clone()));
+        // In scale-out mode the commands arrive on a DEALER (see `topology`).
+        if sockets.pull.get_socket_type() == Ok(zmq::DEALER) {
+            let dealer =
+                tmq::dealer::Dealer::from_zmq_socket(sockets.pull).map_err(|e| err("DEALER", e))?;
+            actix_web::rt::spawn(reader::read_commands(dealer, self.clone()));
+        } else {
+            let pull =
+                tmq::pull::Pull::from_zmq_socket(sockets.pull).map_err(|e| err("PULL", e))?;
+            // Read in batches: 0MQ is asked for the socket's state once per batch
+            // instead of once per message.
+            actix_web::rt::spawn(reader::read_commands(
+                pull.buffered(READ_BATCH),
+                self.clone(),
+            ));
+        }
         let thread = std::thread::current();
         log::debug!(
             "service {}: socket tasks on thread {:?}",

@@ -11,12 +11,10 @@ use super::Backend;
 use super::frame::Command;
 use crate::sockjs::session::GO_AWAY;
 
-/// Messages read per readiness of the socket: 0MQ is asked for its state once
-/// per batch instead of once per message.
-const READ_BATCH: usize = 256;
-
-pub async fn read_commands(pull: tmq::pull::Pull, backend: Arc<Backend>) {
-    let mut pull = pull.buffered(READ_BATCH);
+pub async fn read_commands<S>(mut pull: S, backend: Arc<Backend>)
+where
+    S: futures_util::Stream<Item = Result<tmq::Multipart, tmq::TmqError>> + Unpin,
+{
     while let Some(message) = pull.next().await {
         let message = match message {
             Ok(m) => m,
@@ -26,7 +24,11 @@ pub async fn read_commands(pull: tmq::pull::Pull, backend: Arc<Backend>) {
             }
         };
         let parts: Vec<&[u8]> = message.iter().map(|m| &m[..]).collect();
-        match Command::parse(&parts) {
+        let command = match &backend.scale {
+            Some(scale) => scale.parse_command(&parts),
+            None => Command::parse(&parts),
+        };
+        match command {
             Ok(command) => dispatch(&backend, command),
             Err(e) => {
                 backend.stats.bad_commands.fetch_add(1, Ordering::Relaxed);

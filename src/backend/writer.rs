@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{Sink, SinkExt};
 use tmq::AsZmqSocket;
 use tokio::sync::mpsc;
 
 use super::frame::Event;
+use super::topology::ScaleOut;
 
 /// How long the writer waits for 0MQ before it reports a stall.
 const STALL_REPORT: Duration = Duration::from_secs(5);
@@ -25,29 +27,59 @@ pub async fn write_events(
     mut queue: mpsc::Receiver<Event>,
     busy: Arc<AtomicBool>,
     name: String,
+    scale: Option<Arc<ScaleOut>>,
 ) {
-    while let Some(event) = queue.recv().await {
-        busy.store(true, Ordering::Release);
-        let frames = event.into_frames();
-        // Fast path: 0MQ takes the message at once, with no readiness check
-        // (each check costs 0MQ a poll of its own mailbox).
-        match push
-            .get_socket()
-            .send_multipart(frames.iter().map(|b| &b[..]), zmq::DONTWAIT)
+    // Scale-out: a heartbeat first, then whenever one is due (see `topology`).
+    let mut next_heartbeat = tokio::time::Instant::now();
+    loop {
+        if let Some(scale) = &scale
+            && tokio::time::Instant::now() >= next_heartbeat
         {
-            Ok(()) => {}
-            Err(zmq::Error::EAGAIN) => {
-                // No backend can take it now: tmq holds it and waits for room.
-                let parts: Vec<tmq::Message> =
-                    frames.iter().map(|b| tmq::Message::from(&b[..])).collect();
-                match push.start_send_unpin(tmq::Multipart::from(parts)) {
-                    Ok(()) => flush(&mut push, &queue, &name).await,
-                    Err(e) => log::error!("service {name}: PUSH send failed: {e}"),
-                }
-            }
-            Err(e) => log::error!("service {name}: PUSH send failed: {e}"),
+            send(&mut push, scale.heartbeat_frames(), &queue, &name).await;
+            next_heartbeat = tokio::time::Instant::now() + scale.heartbeat;
         }
+        let event = match scale {
+            Some(_) => match tokio::time::timeout_at(next_heartbeat, queue.recv()).await {
+                Ok(event) => event,
+                Err(_) => continue,
+            },
+            None => queue.recv().await,
+        };
+        let Some(event) = event else { break };
+        busy.store(true, Ordering::Release);
+        let frames = match &scale {
+            Some(scale) => scale.event_frames(event),
+            None => event.into_frames(),
+        };
+        send(&mut push, frames, &queue, &name).await;
         busy.store(false, Ordering::Release);
+    }
+}
+
+/// Hands one message to 0MQ.
+async fn send(
+    push: &mut tmq::push::Push,
+    frames: [Bytes; 3],
+    queue: &mpsc::Receiver<Event>,
+    name: &str,
+) {
+    // Fast path: 0MQ takes the message at once, with no readiness check (each
+    // check costs 0MQ a poll of its own mailbox).
+    match push
+        .get_socket()
+        .send_multipart(frames.iter().map(|b| &b[..]), zmq::DONTWAIT)
+    {
+        Ok(()) => {}
+        Err(zmq::Error::EAGAIN) => {
+            // No backend can take it now: tmq holds it and waits for room.
+            let parts: Vec<tmq::Message> =
+                frames.iter().map(|b| tmq::Message::from(&b[..])).collect();
+            match push.start_send_unpin(tmq::Multipart::from(parts)) {
+                Ok(()) => flush(push, queue, name).await,
+                Err(e) => log::error!("service {name}: PUSH send failed: {e}"),
+            }
+        }
+        Err(e) => log::error!("service {name}: PUSH send failed: {e}"),
     }
 }
 

@@ -7,7 +7,9 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod client;
 pub mod http;
+pub mod procs;
 pub mod ws;
 
 use std::future::Future;
