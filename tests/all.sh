@@ -12,7 +12,9 @@ bash tests/browser/setup.sh
 bash tests/nginx-setup.sh
 
 echo "== building (release)"
+start=$SECONDS
 cargo build --release --all-targets --locked
+echo "== release build took $((SECONDS - start)) s"
 
 echo "== Rust tests"
 cargo test --release --locked 2>&1
