@@ -208,6 +208,10 @@ async fn backend_restarted_mid_stream_loses_nothing_sent_while_it_was_away() {
             figures.rss_peak_kib < figures.rss_before_kib + 64 * 1024,
             "{figures:?}"
         );
+        assert!(
+            figures.rss_after_kib < figures.rss_before_kib + 32 * 1024,
+            "{figures:?}"
+        );
     })
     .await
 }
