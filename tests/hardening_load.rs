@@ -89,14 +89,21 @@ async fn backend_outage(
     let proxy = Proxy::with("heartbeat_delay_ms = 60000").await;
     let backend = Backend::echo(&proxy);
     let rss_before_kib = proxy.rss_kib();
-    let start = Instant::now();
-    let stop_at = start + before + outage + after;
-    // (send times, echoed sequence numbers) per session.
-    let mut tasks = Vec::new();
+    let setup_start = Instant::now();
+    let mut sockets = Vec::new();
     for s in 0..sessions {
         let path = Proxy::session_path(&format!("load{s}"), "websocket");
         let mut socket = ws::connect(proxy.http_port, &path).await;
         assert_eq!(ws::text(&mut socket).await, "o");
+        sockets.push(socket);
+    }
+    let setup = setup_start.elapsed();
+    let start = Instant::now();
+    let stop_at = start + before + outage + after;
+    // Time for the echoes of the last messages to come back.
+    let drain_until = stop_at + Duration::from_secs(10);
+    let mut tasks = Vec::new();
+    for socket in sockets {
         let (mut sink, mut stream) = socket.split();
         let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
         let sender = {
@@ -115,9 +122,8 @@ async fn backend_outage(
         };
         let receiver = tokio::spawn(async move {
             let mut echoed = Vec::new();
-            while let Ok(Some(Ok(message))) =
-                tokio::time::timeout(Duration::from_secs(3), stream.next()).await
-            {
+            let left = || drain_until.saturating_duration_since(Instant::now());
+            while let Ok(Some(Ok(message))) = tokio::time::timeout(left(), stream.next()).await {
                 if let Message::Text(frame) = message
                     && frame != "h"
                 {
@@ -133,7 +139,6 @@ async fn backend_outage(
         });
         tasks.push((sender, receiver));
     }
-    let setup = start.elapsed();
     tokio::time::sleep((start + before).saturating_duration_since(Instant::now())).await;
     drop(backend);
     let gone = Instant::now();
