@@ -123,6 +123,20 @@ pub fn decode_messages(payload: &[u8]) -> Result<Vec<String>, PayloadError> {
     }
 }
 
+/// The client payload inside a `jsonp_send` body: the form field `d` of a
+/// form-encoded body (an empty or missing `d` is no payload), else the whole body.
+pub fn jsonp_send_payload(body: &[u8], is_form: bool) -> Result<Vec<u8>, PayloadError> {
+    if !is_form {
+        return Ok(body.to_vec());
+    }
+    let form: std::collections::HashMap<String, String> =
+        serde_urlencoded::from_bytes(body).unwrap_or_default();
+    match form.get("d").filter(|d| !d.is_empty()) {
+        Some(d) => Ok(d.clone().into_bytes()),
+        None => Err(PayloadError::Empty),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +177,17 @@ mod tests {
         let all: String = (0u32..0x11000).filter_map(char::from_u32).collect();
         let back: String = serde_json::from_str(&quote(&all)).unwrap();
         assert_eq!(back, all);
+    }
+
+    #[test]
+    fn jsonp_send_takes_the_form_field_d_or_the_whole_plain_body() {
+        assert_eq!(
+            jsonp_send_payload(b"d=%5B%22a%22%5D", true).unwrap(),
+            br#"["a"]"#
+        );
+        assert_eq!(jsonp_send_payload(b"d=", true), Err(PayloadError::Empty));
+        assert_eq!(jsonp_send_payload(b"%zz", true), Err(PayloadError::Empty));
+        assert_eq!(jsonp_send_payload(b"d=x", false).unwrap(), b"d=x");
     }
 
     #[test]

@@ -137,4 +137,24 @@ mod tests {
             assert_eq!(session_path(bad), None, "{bad}");
         }
     }
+
+    #[test]
+    fn ids_are_at_most_128_printable_ascii_characters() {
+        let max = "x".repeat(MAX_ID_LEN);
+        assert!(session_path(&format!("/0/{max}/xhr")).is_some());
+        assert!(session_path(&format!("/{max}/s/xhr")).is_some());
+        let over = "x".repeat(MAX_ID_LEN + 1);
+        assert_eq!(session_path(&format!("/0/{over}/xhr")), None);
+        assert_eq!(session_path(&format!("/{over}/s/xhr")), None);
+        for bad in [
+            "a\u{1}b",
+            "a\tb",
+            "a b",
+            "a\u{7f}b",
+            "caf\u{e9}",
+            "\u{2028}",
+        ] {
+            assert_eq!(session_path(&format!("/0/{bad}/xhr")), None, "{bad:?}");
+        }
+    }
 }

@@ -129,6 +129,8 @@ struct Launch {
     services: Vec<Endpoints>,
     /// The config file the arguments name, removed with the proxy.
     config: Option<TempFile>,
+    /// The proxy's RUST_LOG.
+    log: String,
 }
 
 impl Proxy {
@@ -172,6 +174,7 @@ impl Proxy {
                 http_port: ports[0],
                 services: endpoints,
                 config: Some(config),
+                log: "info".into(),
             }
         })
         .await
@@ -203,9 +206,50 @@ impl Proxy {
                     pull: format!("tcp://127.0.0.1:{}", ports[2]),
                 }],
                 config: None,
+                log: "info".into(),
             }
         })
         .await
+    }
+
+    /// Starts the proxy with one service at [`PREFIX`] (extra TOML lines in its
+    /// table), the command-line flags `args` makes (called again with fresh
+    /// ports on a retry) and `RUST_LOG=log`.
+    pub async fn with_args(extra: &str, args: impl Fn() -> Vec<String>, log: &str) -> Proxy {
+        Proxy::launch(|| {
+            let ports = free_ports(3);
+            let config = TempFile::new(config_toml(ports[0], ports[1], ports[2], extra).as_bytes());
+            let mut all = vec!["--config".into(), config.0.to_str().unwrap().into()];
+            all.extend(args());
+            Launch {
+                args: all,
+                http_port: ports[0],
+                services: vec![Endpoints {
+                    prefix: PREFIX.to_string(),
+                    push: format!("tcp://127.0.0.1:{}", ports[1]),
+                    pull: format!("tcp://127.0.0.1:{}", ports[2]),
+                }],
+                config: Some(config),
+                log: log.to_string(),
+            }
+        })
+        .await
+    }
+
+    /// The proxy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The proxy's resident memory in KiB (VmRSS of /proc/<pid>/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
     }
 
     /// Starts the proxy as `plan` says, on ports it picks; if the proxy finds
@@ -216,7 +260,7 @@ impl Proxy {
             let launch = plan();
             let mut child = Command::new(env!("CARGO_BIN_EXE_sockjsproxy"))
                 .args(&launch.args)
-                .env("RUST_LOG", "info")
+                .env("RUST_LOG", &launch.log)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())

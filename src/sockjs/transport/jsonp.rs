@@ -2,7 +2,6 @@
 //! a script; `POST /jsonp_send` carries client messages as a form field `d` or
 //! as a plain body.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::http::header::CONTENT_TYPE;
@@ -10,7 +9,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::super::Service;
-use super::super::frame::PayloadError;
+use super::super::frame::jsonp_send_payload;
 use super::super::http;
 use super::super::metrics::Transport;
 use super::super::receiver::{Encoding, Kind};
@@ -55,14 +54,9 @@ pub async fn jsonp_send(
             v.to_ascii_lowercase()
                 .starts_with("application/x-www-form-urlencoded")
         });
-    let data = if is_form {
-        let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-        match form.get("d").filter(|d| !d.is_empty()) {
-            Some(d) => d.clone().into_bytes(),
-            None => return SendError::from(PayloadError::Empty).response(&req),
-        }
-    } else {
-        body.to_vec()
+    let data = match jsonp_send_payload(&body, is_form) {
+        Ok(data) => data,
+        Err(e) => return SendError::from(e).response(&req),
     };
     if let Err(e) = send_to_session(&service, id, &data).await {
         return e.response(&req);
