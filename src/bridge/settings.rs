@@ -35,6 +35,8 @@ pub struct BridgeConfig {
     /// How long a REQ waits for its reply before the browser gets an error.
     pub timeout: Duration,
     pub auth_timeout: Duration,
+    /// Reverse proxies whose X-Forwarded-For names the client (`--trusted-proxy`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl BridgeConfig {
@@ -67,6 +69,7 @@ impl BridgeConfig {
             hwm: cli.bridge_hwm,
             timeout: seconds("--bridge-timeout", cli.bridge_timeout)?,
             auth_timeout: seconds("--bridge-auth-timeout", cli.bridge_auth_timeout)?,
+            trusted_proxies: cli.trusted_proxies.clone(),
         }))
     }
 }

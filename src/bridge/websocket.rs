@@ -40,7 +40,8 @@ pub async fn upgrade(req: HttpRequest, payload: web::Payload, bridge: Arc<Bridge
     };
     let mut peer = Peer {
         path: req.path().to_string(),
-        remote_addr: req.peer_addr().map(|a| a.to_string()),
+        remote_addr: crate::sockjs::client_address(&req, &bridge.config.trusted_proxies)
+            .map(|a| a.to_string()),
         session: None,
     };
     if let Some(auth) = bridge.auth() {
