@@ -25,7 +25,7 @@ pub mod session;
 mod transport;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::Addr;
@@ -151,7 +151,6 @@ pub struct Service {
     pub options: Options,
     pub app: Arc<dyn Application>,
     registry: Arc<registry::Registry>,
-    open_sessions: Arc<AtomicUsize>,
     pub metrics: Arc<metrics::Metrics>,
 }
 
@@ -162,13 +161,16 @@ impl Service {
             options,
             app,
             registry: Arc::default(),
-            open_sessions: Arc::new(AtomicUsize::new(0)),
             metrics: Arc::default(),
         }
     }
 
     /// Sessions currently alive in this service, of every transport.
     pub fn open_sessions(&self) -> usize {
-        self.open_sessions.load(Ordering::Relaxed)
+        let open: i64 = metrics::Transport::ALL
+            .iter()
+            .map(|t| self.metrics.open(*t))
+            .sum();
+        open.max(0) as usize
     }
 }

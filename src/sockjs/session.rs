@@ -10,7 +10,6 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -57,7 +56,6 @@ pub struct Session {
     app: Arc<dyn Application>,
     timing: Timing,
     registration: Option<Registration>,
-    open_sessions: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     transport: Transport,
     state: State,
@@ -77,7 +75,6 @@ impl Session {
         transport: Transport,
         registration: Option<Registration>,
     ) -> Session {
-        service.open_sessions.fetch_add(1, Ordering::Relaxed);
         service.metrics.session_opened(transport);
         let options = &service.options;
         Session {
@@ -89,7 +86,6 @@ impl Session {
                 max_queue: options.max_queue,
             },
             registration,
-            open_sessions: service.open_sessions.clone(),
             metrics: service.metrics.clone(),
             transport,
             state: State::New,
@@ -255,7 +251,6 @@ impl Actor for Session {
                 self.pending.len()
             );
         }
-        self.open_sessions.fetch_sub(1, Ordering::Relaxed);
         self.metrics.session_closed(self.transport);
     }
 }
