@@ -119,6 +119,12 @@ pub struct Cli {
     #[arg(long, default_value_t = 2000)]
     pub shutdown_linger_ms: u64,
 
+    /// Which 0MQ implementation binds the PUSH and PULL sockets: `native` (a
+    /// ZMTP 3.1 transport on the sessions' thread, for tcp:// and ipc://
+    /// endpoints) or `libzmq`. Scale-out mode always uses libzmq.
+    #[arg(long, value_enum, default_value_t = crate::backend::Engine::Native)]
+    pub zmq_engine: crate::backend::Engine,
+
     /// Log debug information.
     #[arg(short = 'v', long)]
     pub verbose: bool,

@@ -95,6 +95,8 @@ pub struct Config {
     pub bridge: Option<crate::bridge::BridgeConfig>,
     /// Scale-out mode: `None` unless `--connect` is given.
     pub scale_out: Option<crate::backend::topology::ScaleOutConfig>,
+    /// Which 0MQ implementation carries bound sockets.
+    pub zmq_engine: crate::backend::Engine,
 }
 
 /// One SockJS service and the 0MQ endpoints its backend talks to.
@@ -254,6 +256,7 @@ impl Config {
             )?,
             bridge: bridge_config(cli)?,
             scale_out: None,
+            zmq_engine: cli.zmq_engine,
         })
         .and_then(|mut config| {
             config.scale_out = crate::backend::topology::config_from_cli(cli, config.http_port)?;

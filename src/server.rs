@@ -47,7 +47,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     for s in &config.services {
         let (backend, sockets) = match &scale {
             Some(scale) => Backend::connect(&zmq, &s.push, &s.pull, &s.prefix, scale.clone())?,
-            None => Backend::bind(&zmq, &s.push, &s.pull, &s.prefix)?,
+            None => Backend::bind(&zmq, &s.push, &s.pull, &s.prefix, config.zmq_engine)?,
         };
         unstarted.push((backend.clone(), sockets));
         let options = s.options.clone();

@@ -28,6 +28,29 @@ impl Event {
         };
         [Bytes::from_static(kind), Bytes::from(key.to_string()), data]
     }
+
+    /// Calls `f` with the three frames of this event, without allocating: the
+    /// native PUSH encodes them straight into its output buffer.
+    pub fn with_frames<R>(&self, f: impl FnOnce([&[u8]; 3]) -> R) -> R {
+        let (kind, key, data): (&[u8], SessionKey, &[u8]) = match self {
+            Event::Connect(k) => (b"connect", *k, b""),
+            Event::Message(k, m) => (b"message", *k, m.as_bytes()),
+            Event::Disconnect(k) => (b"disconnect", *k, b""),
+        };
+        // u64::MAX has 20 digits.
+        let mut digits = [0u8; 20];
+        let mut n = key.0;
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        f([kind, &digits[start..], data])
+    }
 }
 
 /// A command from the backend.
@@ -101,6 +124,22 @@ mod tests {
         );
         let [t, _, d] = Event::Message(SessionKey(7), "é".into()).into_frames();
         assert_eq!((&t[..], &d[..]), (&b"message"[..], "é".as_bytes()));
+    }
+
+    #[test]
+    fn borrowed_frames_match_the_owned_ones() {
+        for event in [
+            Event::Connect(SessionKey(0)),
+            Event::Message(SessionKey(1234567890), "hi".into()),
+            Event::Disconnect(SessionKey(u64::MAX)),
+        ] {
+            let owned = event.clone().into_frames();
+            event.with_frames(|borrowed| {
+                for (b, o) in borrowed.iter().zip(&owned) {
+                    assert_eq!(*b, &o[..]);
+                }
+            });
+        }
     }
 
     #[test]

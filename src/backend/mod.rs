@@ -2,19 +2,25 @@
 //! to backends and a bound PULL socket that takes their commands (in scale-out
 //! mode, a connected PUSH and DEALER instead: see [`topology`]).
 //!
-//! tmq sockets are `Send` but not `Sync`, so each is owned by one task: the
-//! *writer* drains a bounded channel of events into PUSH, the *reader* turns
-//! PULL messages into calls on session handles. A backend that is down or slow
-//! stalls only the writer; sessions never wait on 0MQ, and what does not fit
-//! the channel is dropped, counted and logged.
+//! Bound TCP and IPC sockets use the native ZMTP transport of [`zmtp`] by
+//! default (`--zmq-engine native`): it runs on the sessions' own thread, with
+//! no libzmq I/O thread between them and the kernel. Other endpoints, scale-out
+//! mode and `--zmq-engine libzmq` use libzmq through tmq.
+//!
+//! Either way each socket is owned by one task: the *writer* drains a bounded
+//! channel of events into PUSH, the *reader* turns PULL messages into calls on
+//! session handles. A backend that is down or slow stalls only the writer;
+//! sessions never wait on 0MQ, and what does not fit the channel is dropped,
+//! counted and logged.
 
 pub mod frame;
 mod reader;
 pub mod topology;
 mod writer;
+pub mod zmtp;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -32,6 +38,20 @@ const READ_BATCH: usize = 256;
 /// the shutdown linger already waited for the queue, this only covers the last
 /// batch in flight.
 const LINGER_MS: i32 = 200;
+/// Largest frame the native PULL takes from a backend; a message with a larger
+/// one is dropped (and counted) without being buffered.
+const MAX_COMMAND_FRAME: usize = 64 << 20;
+
+/// Which 0MQ implementation carries a service's bound sockets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// The native ZMTP transport for `tcp://` and `ipc://` endpoints (libzmq
+    /// for any other).
+    #[default]
+    Native,
+    /// libzmq for every socket.
+    Libzmq,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -41,11 +61,23 @@ pub enum BackendError {
         endpoint: String,
         source: tmq::TmqError,
     },
+    #[error("cannot bind {kind} socket to {endpoint}: {source}")]
+    BindNative {
+        kind: &'static str,
+        endpoint: String,
+        source: std::io::Error,
+    },
     #[error("service {name}: cannot start the {kind} socket: {source}")]
     Start {
         kind: &'static str,
         name: String,
         source: tmq::TmqError,
+    },
+    #[error("service {name}: cannot listen on the {kind} socket: {source}")]
+    StartNative {
+        kind: &'static str,
+        name: String,
+        source: std::io::Error,
     },
     #[error(transparent)]
     Topology(#[from] topology::TopologyError),
@@ -70,6 +102,8 @@ pub struct Backend {
     /// The writer holds events it took from the queue but has not yet handed
     /// to 0MQ.
     writer_busy: Arc<AtomicBool>,
+    /// Bytes the native PUSH accepted and has not yet written to a socket.
+    unflushed: Arc<AtomicUsize>,
     pub stats: Stats,
     /// Set in scale-out mode (`--connect`), where session ids name the instance.
     scale: Option<Arc<topology::ScaleOut>>,
@@ -77,9 +111,15 @@ pub struct Backend {
 
 /// Bound sockets whose tasks have not started yet; see [`Backend::start`].
 pub struct Sockets {
-    push: zmq::Socket,
-    pull: zmq::Socket,
+    push: Bound,
+    pull: Bound,
     queue: mpsc::Receiver<Event>,
+}
+
+/// A bound (or, in scale-out mode, connected) socket of either engine.
+enum Bound {
+    Zmq(zmq::Socket),
+    Native(zmtp::Listener),
 }
 
 impl Backend {
@@ -90,8 +130,22 @@ impl Backend {
         push: &str,
         pull: &str,
         name: &str,
+        engine: Engine,
     ) -> Result<(Arc<Backend>, Sockets), BackendError> {
         let bind = |kind: &'static str, socket_type, endpoint: &str, hwm: i32, linger: i32| {
+            let native = match engine {
+                Engine::Native => zmtp::Listener::bind(endpoint),
+                Engine::Libzmq => None,
+            };
+            if let Some(listener) = native {
+                return listener
+                    .map(Bound::Native)
+                    .map_err(|source| BackendError::BindNative {
+                        kind,
+                        endpoint: endpoint.to_string(),
+                        source,
+                    });
+            }
             let err = |e: zmq::Error| BackendError::Bind {
                 kind,
                 endpoint: endpoint.to_string(),
@@ -104,14 +158,20 @@ impl Backend {
                 _ => socket.set_rcvhwm(hwm).map_err(err)?,
             }
             socket.bind(endpoint).map_err(err)?;
-            Ok::<_, BackendError>(socket)
+            Ok::<_, BackendError>(Bound::Zmq(socket))
         };
         let push_socket = bind("PUSH", zmq::PUSH, push, HWM, LINGER_MS)?;
         let pull_socket = bind("PULL", zmq::PULL, pull, HWM, 0)?;
         let (backend, queue) = Backend::new(name, None);
+        let engine = |b: &Bound| match b {
+            Bound::Zmq(_) => "libzmq",
+            Bound::Native(_) => "native",
+        };
         log::info!(
-            "service {}: PUSH bound to {push}, PULL bound to {pull}",
-            backend.name
+            "service {}: PUSH bound to {push} ({}), PULL bound to {pull} ({})",
+            backend.name,
+            engine(&push_socket),
+            engine(&pull_socket),
         );
         Ok((
             backend,
@@ -137,6 +197,7 @@ impl Backend {
             sessions: Mutex::default(),
             events,
             writer_busy: Arc::default(),
+            unflushed: Arc::default(),
             stats: Stats::default(),
             scale,
         });
@@ -153,29 +214,56 @@ impl Backend {
             name: self.name.clone(),
             source,
         };
-        let push = tmq::push::Push::from_zmq_socket(sockets.push).map_err(|e| err("PUSH", e))?;
+        let native_err = |kind, source| BackendError::StartNative {
+            kind,
+            name: self.name.clone(),
+            source,
+        };
         let busy = self.writer_busy.clone();
-        actix_web::rt::spawn(writer::write_events(
-            push,
-            sockets.queue,
-            busy,
-            self.name.clone(),
-            self.scale.clone(),
-        ));
-        // In scale-out mode the commands arrive on a DEALER (see `topology`).
-        if sockets.pull.get_socket_type() == Ok(zmq::DEALER) {
-            let dealer =
-                tmq::dealer::Dealer::from_zmq_socket(sockets.pull).map_err(|e| err("DEALER", e))?;
-            actix_web::rt::spawn(reader::read_commands(dealer, self.clone()));
-        } else {
-            let pull =
-                tmq::pull::Pull::from_zmq_socket(sockets.pull).map_err(|e| err("PULL", e))?;
-            // Read in batches: 0MQ is asked for the socket's state once per batch
-            // instead of once per message.
-            actix_web::rt::spawn(reader::read_commands(
-                pull.buffered(READ_BATCH),
-                self.clone(),
-            ));
+        match sockets.push {
+            Bound::Native(listener) => {
+                let push =
+                    zmtp::push::Push::start(listener, self.name.clone(), self.unflushed.clone())
+                        .map_err(|e| native_err("PUSH", e))?;
+                actix_web::rt::spawn(writer::write_native(
+                    push,
+                    sockets.queue,
+                    busy,
+                    self.name.clone(),
+                ));
+            }
+            Bound::Zmq(socket) => {
+                let push = tmq::push::Push::from_zmq_socket(socket).map_err(|e| err("PUSH", e))?;
+                actix_web::rt::spawn(writer::write_events(
+                    push,
+                    sockets.queue,
+                    busy,
+                    self.name.clone(),
+                    self.scale.clone(),
+                ));
+            }
+        }
+        match sockets.pull {
+            Bound::Native(listener) => {
+                let inbox: Arc<dyn zmtp::pull::Inbox> = self.clone();
+                zmtp::pull::start(listener, self.name.clone(), MAX_COMMAND_FRAME, inbox)
+                    .map_err(|e| native_err("PULL", e))?;
+            }
+            // In scale-out mode the commands arrive on a DEALER (see `topology`).
+            Bound::Zmq(socket) if socket.get_socket_type() == Ok(zmq::DEALER) => {
+                let dealer =
+                    tmq::dealer::Dealer::from_zmq_socket(socket).map_err(|e| err("DEALER", e))?;
+                actix_web::rt::spawn(reader::read_commands(dealer, self.clone()));
+            }
+            Bound::Zmq(socket) => {
+                let pull = tmq::pull::Pull::from_zmq_socket(socket).map_err(|e| err("PULL", e))?;
+                // Read in batches: 0MQ is asked for the socket's state once per batch
+                // instead of once per message.
+                actix_web::rt::spawn(reader::read_commands(
+                    pull.buffered(READ_BATCH),
+                    self.clone(),
+                ));
+            }
         }
         let thread = std::thread::current();
         log::debug!(
@@ -217,7 +305,9 @@ impl Backend {
 
     /// Whether every event so far has been handed to 0MQ.
     pub fn is_drained(&self) -> bool {
-        self.queue_depth() == 0 && !self.writer_busy.load(Ordering::Acquire)
+        self.queue_depth() == 0
+            && !self.writer_busy.load(Ordering::Acquire)
+            && self.unflushed.load(Ordering::Relaxed) == 0
     }
 
     /// Closes every session with a SockJS close frame; each then sends its

@@ -1,14 +1,17 @@
-//! The task that owns the PULL socket: it parses backend commands and passes
-//! them to sessions. Garbage is logged at warn, counted and dropped; the proxy
-//! runs on.
+//! What becomes of backend messages: each is parsed as a command and passed to
+//! its session. Garbage is logged at warn, counted and dropped; the proxy runs
+//! on. The libzmq PULL (or DEALER) is read by a task here; the native PULL
+//! delivers to the backend's [`Inbox`] from its peers' tasks.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::Backend;
 use super::frame::Command;
+use super::zmtp::pull::Inbox;
 use crate::sockjs::session::GO_AWAY;
 
 pub async fn read_commands<S>(mut pull: S, backend: Arc<Backend>)
@@ -24,16 +27,36 @@ where
             }
         };
         let parts: Vec<&[u8]> = message.iter().map(|m| &m[..]).collect();
-        let command = match &backend.scale {
-            Some(scale) => scale.parse_command(&parts),
-            None => Command::parse(&parts),
-        };
-        match command {
-            Ok(command) => dispatch(&backend, command),
-            Err(e) => {
-                backend.stats.bad_commands.fetch_add(1, Ordering::Relaxed);
-                log::warn!("service {}: backend message dropped: {e}", backend.name);
-            }
+        handle(&backend, &parts);
+    }
+}
+
+impl Inbox for Backend {
+    fn message(&self, parts: &[Bytes]) {
+        handle(self, parts);
+    }
+
+    fn oversize(&self, size: u64) {
+        self.stats.bad_commands.fetch_add(1, Ordering::Relaxed);
+        log::warn!(
+            "service {}: backend message dropped: a frame of {size} bytes is over the {} byte limit",
+            self.name,
+            super::MAX_COMMAND_FRAME
+        );
+    }
+}
+
+/// Parses one backend message and carries it out.
+fn handle<P: AsRef<[u8]>>(backend: &Backend, parts: &[P]) {
+    let command = match &backend.scale {
+        Some(scale) => scale.parse_command(parts),
+        None => Command::parse(parts),
+    };
+    match command {
+        Ok(command) => dispatch(backend, command),
+        Err(e) => {
+            backend.stats.bad_commands.fetch_add(1, Ordering::Relaxed);
+            log::warn!("service {}: backend message dropped: {e}", backend.name);
         }
     }
 }

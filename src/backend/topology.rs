@@ -200,7 +200,7 @@ impl Backend {
                     .map_err(err)?;
             }
             socket.connect(&endpoint).map_err(err)?;
-            Ok::<_, TopologyError>(socket)
+            Ok::<_, TopologyError>(super::Bound::Zmq(socket))
         };
         let push_socket = connect("PUSH", zmq::PUSH, push)?;
         let dealer = connect("DEALER", zmq::DEALER, pull)?;

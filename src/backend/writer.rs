@@ -1,5 +1,5 @@
 //! The task that owns the PUSH socket: it drains the event queue into 0MQ
-//! and is the only place that waits for backends.
+//! (libzmq's or the native one) and is the only place that waits for backends.
 //!
 //! 0MQ holds a PUSH send while no backend is connected (or every backend's
 //! queue is at its high-water mark). The writer never waits for that without
@@ -52,6 +52,36 @@ pub async fn write_events(
             None => event.into_frames(),
         };
         send(&mut push, frames, &queue, &name).await;
+        busy.store(false, Ordering::Release);
+    }
+}
+
+/// The writer for the native PUSH: each event is encoded straight into a
+/// backend's output buffer; the peers' tasks write the buffers out once this
+/// task has taken every event queued so far.
+pub async fn write_native(
+    push: super::zmtp::push::Push,
+    mut queue: mpsc::Receiver<Event>,
+    busy: Arc<AtomicBool>,
+    name: String,
+) {
+    while let Some(event) = queue.recv().await {
+        busy.store(true, Ordering::Release);
+        while !event.with_frames(|frames| push.try_send(&frames)) {
+            let why = match push.peer_count() {
+                0 => "no backend is connected",
+                _ => "every backend is behind",
+            };
+            if tokio::time::timeout(STALL_REPORT, push.room())
+                .await
+                .is_err()
+            {
+                log::warn!(
+                    "service {name}: {why} for {STALL_REPORT:?}; {} more events waiting",
+                    queue.len()
+                );
+            }
+        }
         busy.store(false, Ordering::Release);
     }
 }

@@ -1,0 +1,177 @@
+//! A native ZMTP 3.1 transport for the two sockets a single proxy binds: the
+//! PUSH that carries events to backends and the PULL that takes their commands,
+//! over TCP or IPC, with the NULL mechanism (what libzmq uses by default).
+//!
+//! Why not libzmq here: libzmq moves every message through its own I/O thread.
+//! With the proxy on one core, that is a context switch and two mailbox hops
+//! per message each way, which profiles showed as most of the proxy's cost per
+//! round trip. Here the sockets are plain tokio streams on the HTTP worker that
+//! runs the sessions: an event goes from a session to the kernel with no thread
+//! hop, and every event of a tick shares one `write`.
+//!
+//! Peers are ordinary 0MQ sockets (libzmq 4+, any language binding): backends
+//! connect a PULL to our PUSH and a PUSH to our PULL. What this transport does
+//! not speak is refused at the handshake with a logged reason: ZMTP 1/2 (libzmq
+//! 2 and 3), CURVE or PLAIN, a peer of the wrong socket type. Endpoints it does
+//! not bind itself (`inproc://`, interface names, host names other than
+//! `localhost`) stay with libzmq, as does scale-out mode (see
+//! [`Listener::bind`] and `--zmq-engine`).
+
+mod handshake;
+pub mod pull;
+pub mod push;
+pub mod wire;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// A bound listening socket, made at start-up so that a taken port is a
+/// start-up error, and turned into a tokio listener on the worker thread.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(std::net::TcpListener),
+    Ipc(std::os::unix::net::UnixListener, IpcFile),
+}
+
+/// The file of a bound IPC endpoint; removed when the socket closes, as
+/// libzmq does.
+#[derive(Debug)]
+pub struct IpcFile(PathBuf);
+
+impl Drop for IpcFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Listener {
+    /// Binds `endpoint` natively, or `None` when it is a kind this transport
+    /// leaves to libzmq. Endpoints were checked by `config::check_endpoint`.
+    pub fn bind(endpoint: &str) -> Option<io::Result<Listener>> {
+        if let Some(rest) = endpoint.strip_prefix("tcp://") {
+            let (host, port) = rest.rsplit_once(':')?;
+            let port: u16 = port.parse().ok()?;
+            let ip: IpAddr = match host {
+                "*" => Ipv4Addr::UNSPECIFIED.into(),
+                "localhost" => Ipv4Addr::LOCALHOST.into(),
+                h => h
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse()
+                    .ok()?,
+            };
+            return Some(std::net::TcpListener::bind(SocketAddr::new(ip, port)).map(Listener::Tcp));
+        }
+        let path = endpoint.strip_prefix("ipc://")?;
+        // `*` (a random name) and `@name` (Linux's abstract namespace) are libzmq's.
+        if path.is_empty() || path == "*" || path.starts_with('@') {
+            return None;
+        }
+        // A file left behind by an earlier run is removed first, as libzmq does.
+        let _ = std::fs::remove_file(path);
+        Some(
+            std::os::unix::net::UnixListener::bind(path)
+                .map(|l| Listener::Ipc(l, IpcFile(PathBuf::from(path)))),
+        )
+    }
+
+    /// Accepts peers for ever on the current thread, calling `on_peer` with each.
+    pub(crate) fn spawn_accept(
+        self,
+        service: String,
+        kind: &'static str,
+        on_peer: impl Fn(Stream, String) + 'static,
+    ) -> io::Result<()> {
+        enum Tokio {
+            Tcp(tokio::net::TcpListener),
+            Ipc(tokio::net::UnixListener, IpcFile),
+        }
+        let listener = match self {
+            Listener::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                Tokio::Tcp(tokio::net::TcpListener::from_std(l)?)
+            }
+            Listener::Ipc(l, file) => {
+                l.set_nonblocking(true)?;
+                Tokio::Ipc(tokio::net::UnixListener::from_std(l)?, file)
+            }
+        };
+        actix_web::rt::spawn(async move {
+            loop {
+                let accepted = match &listener {
+                    Tokio::Tcp(l) => l.accept().await.map(|(s, addr)| {
+                        // As libzmq does: small messages go out at once.
+                        let _ = s.set_nodelay(true);
+                        (Stream::Tcp(s), addr.to_string())
+                    }),
+                    Tokio::Ipc(l, file) => l
+                        .accept()
+                        .await
+                        .map(|(s, _)| (Stream::Ipc(s), file.0.display().to_string())),
+                };
+                match accepted {
+                    Ok((stream, peer)) => on_peer(stream, peer),
+                    Err(e) => {
+                        // Out of file descriptors, most likely: wait, do not spin.
+                        log::error!("service {service}: {kind} cannot accept a backend: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// One connection to a backend socket.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Ipc(tokio::net::UnixStream),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Ipc(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Ipc(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Ipc(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Ipc(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
