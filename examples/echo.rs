@@ -18,6 +18,7 @@
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
+use tmq::AsZmqSocket;
 use sockjsproxy::cli::Cli;
 use sockjsproxy::config::{Config, connect_endpoint};
 
@@ -77,8 +78,21 @@ async fn serve(events: tmq::pull::Pull, mut commands: tmq::push::Push, close_on_
             }
             _ => continue,
         };
-        if commands.send(reply).await.is_err() {
-            break;
+        // Fast path, as the proxy's own writer does: hand the reply to 0MQ at
+        // once (each readiness check of the sink costs 0MQ a mailbox poll), and
+        // wait through the sink only when 0MQ has no room.
+        let parts = reply.iter().map(|m| &m[..]);
+        match commands.get_socket().send_multipart(parts, zmq::DONTWAIT) {
+            Ok(()) => {}
+            Err(zmq::Error::EAGAIN) => {
+                if commands.send(reply).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                log::error!("echo: send failed: {e}");
+                break;
+            }
         }
     }
 }

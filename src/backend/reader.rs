@@ -64,14 +64,16 @@ fn handle<P: AsRef<[u8]>>(backend: &Backend, parts: &[P]) {
 fn dispatch(backend: &Backend, command: Command) {
     let (code, reason) = GO_AWAY;
     match command {
-        Command::Message(key, data) => match backend.session(key) {
-            Some(session) => session.send(data),
-            None => unknown(backend, "message", key),
-        },
-        Command::Disconnect(key) => match backend.session(key) {
-            Some(session) => session.close(code, reason),
-            None => unknown(backend, "disconnect", key),
-        },
+        Command::Message(key, data) => {
+            if !backend.with_session(key, |s| s.send(data)) {
+                unknown(backend, "message", key)
+            }
+        }
+        Command::Disconnect(key) => {
+            if !backend.with_session(key, |s| s.close(code, reason)) {
+                unknown(backend, "disconnect", key)
+            }
+        }
         Command::DisconnectAll => {
             let all: Vec<_> = backend.sessions().values().cloned().collect();
             log::info!(

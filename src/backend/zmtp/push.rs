@@ -162,7 +162,10 @@ async fn run(stream: &mut Stream, peer: &Peer, shared: &Shared, mut buf: BytesMu
         let chunk = peer.out.borrow_mut().split();
         if !chunk.is_empty() {
             if let Err(e) = stream.write_all(&chunk).await {
-                return format!("write failed: {e}");
+                // Some of it may have reached the backend: it cannot be resent
+                // without a risk of duplicates, so it is lost, as with libzmq.
+                shared.unflushed.fetch_sub(chunk.len(), Ordering::Relaxed);
+                return format!("write failed with {} bytes in flight: {e}", chunk.len());
             }
             shared.unflushed.fetch_sub(chunk.len(), Ordering::Relaxed);
             shared.room.notify_one();
