@@ -18,9 +18,9 @@
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use tmq::AsZmqSocket;
 use sockjsproxy::cli::Cli;
 use sockjsproxy::config::{Config, connect_endpoint};
+use tmq::AsZmqSocket;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

@@ -13,3 +13,4 @@ pub mod server;
 pub mod shutdown;
 pub mod sockjs;
 pub mod tls;
+pub mod websocket_reader;

@@ -1,7 +1,7 @@
 //! The bridge websocket: the HTTP upgrade at `--bridge PATH`, which asks the
 //! auth service first when there is one, and the task that reads the browser's
-//! frames with actix-http's websocket codec and hands each text message to
-//! the session actor.
+//! messages (with [`crate::websocket_reader`]) and hands each to the session
+//! actor.
 //!
 //! A refused upgrade is `403 Forbidden` with the service's reason (the
 //! original answered a bare 404).
@@ -9,17 +9,16 @@
 use std::sync::Arc;
 
 use actix::{Actor, Addr};
-use actix_codec::Decoder;
-use actix_http::ws::{self, CloseCode, Codec, Frame, Item};
+use actix_http::ws;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::Bridge;
 use super::outbox::Outbox;
 use super::session::{BridgeSession, BrowserGone, FromBrowser, Peer};
+use crate::websocket_reader::{Incoming, MessageReader};
 
 /// Largest message a browser may send, fragments included.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -98,66 +97,22 @@ fn headers(req: &HttpRequest) -> Map<String, Value> {
 /// Reads frames until the browser closes or breaks the protocol; the session
 /// ends with it.
 async fn read_browser(mut payload: web::Payload, session: Addr<BridgeSession>, outbox: Outbox) {
-    let mut codec = Codec::new().max_size(MAX_MESSAGE_BYTES);
-    let mut buf = BytesMut::new();
-    let mut fragments: Option<BytesMut> = None;
+    let mut reader = MessageReader::new(MAX_MESSAGE_BYTES);
     'read: while let Some(Ok(chunk)) = payload.next().await {
-        buf.extend_from_slice(&chunk);
-        loop {
-            let frame = match codec.decode(&mut buf) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    log::warn!("bridge: websocket protocol error: {e}");
-                    outbox.close(match e {
-                        ws::ProtocolError::Overflow => CloseCode::Size,
-                        _ => CloseCode::Protocol,
-                    });
-                    break 'read;
-                }
-            };
-            let message: Bytes = match frame {
-                Frame::Text(b) | Frame::Binary(b) => b,
-                Frame::Continuation(Item::FirstText(b) | Item::FirstBinary(b)) => {
-                    fragments = Some(BytesMut::from(&b[..]));
-                    continue;
-                }
-                Frame::Continuation(Item::Continue(b)) => match fragments.as_mut() {
-                    Some(f) if f.len() + b.len() <= MAX_MESSAGE_BYTES => {
-                        f.extend_from_slice(&b);
-                        continue;
-                    }
-                    _ => {
-                        outbox.close(CloseCode::Size);
+        reader.feed(&chunk);
+        while let Some(incoming) = reader.next_event() {
+            match incoming {
+                Incoming::Message(text) => {
+                    if session.send(FromBrowser(text)).await.is_err() {
                         break 'read;
                     }
-                },
-                Frame::Continuation(Item::Last(b)) => match fragments.take() {
-                    Some(mut f) if f.len() + b.len() <= MAX_MESSAGE_BYTES => {
-                        f.extend_from_slice(&b);
-                        f.freeze()
-                    }
-                    _ => {
-                        outbox.close(CloseCode::Size);
-                        break 'read;
-                    }
-                },
-                Frame::Ping(p) => {
-                    outbox.pong(p);
-                    continue;
                 }
-                Frame::Pong(_) => continue,
-                Frame::Close(_) => {
-                    outbox.close(CloseCode::Normal);
+                Incoming::Ping(p) => outbox.pong(p),
+                Incoming::Pong => {}
+                Incoming::Close(code) => {
+                    outbox.close(code);
                     break 'read;
                 }
-            };
-            let Ok(text) = String::from_utf8(message.to_vec()) else {
-                outbox.close(CloseCode::Invalid);
-                break 'read;
-            };
-            if session.send(FromBrowser(text)).await.is_err() {
-                break 'read;
             }
         }
     }

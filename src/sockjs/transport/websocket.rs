@@ -3,15 +3,14 @@
 //! (one websocket message per message, a real close frame for a close).
 //!
 //! Each websocket is a session of its own. Outgoing frames go through the
-//! session's receiver; this file reads the incoming side with actix-http's
-//! websocket codec and hands client messages to the session.
+//! session's receiver; this file reads the incoming side (whole messages, from
+//! [`crate::websocket_reader`]) and hands client messages to the session.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
-use actix_codec::Decoder;
-use actix_http::ws::{self, CloseCode, CloseReason, Codec, Frame as WsFrame, Item, OpCode, Parser};
+use actix_http::ws::{self, CloseCode, CloseReason, OpCode, Parser};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::{Bytes, BytesMut};
@@ -25,6 +24,7 @@ use super::super::metrics::Transport;
 use super::super::receiver::{Encoding, Kind, Receiver};
 use super::super::session::{Attach, ClientGone, FromClient, Session};
 use super::start_session;
+use crate::websocket_reader::{Incoming, MessageReader};
 
 /// Which framing a websocket speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,9 +107,7 @@ async fn read_client(
     max_message_bytes: usize,
     ping: Option<Duration>,
 ) {
-    let mut codec = Codec::new().max_size(max_message_bytes);
-    let mut buf = BytesMut::new();
-    let mut fragments: Option<BytesMut> = None;
+    let mut reader = MessageReader::new(max_message_bytes);
     let mut keepalive = Keepalive::new(ping);
     'read: loop {
         let chunk = tokio::select! {
@@ -124,75 +122,29 @@ async fn read_client(
             }
         };
         let Some(Ok(chunk)) = chunk else { break };
-        buf.extend_from_slice(&chunk);
-        loop {
-            let frame = match codec.decode(&mut buf) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    log::warn!("websocket protocol error: {e}");
-                    let code = match e {
-                        ws::ProtocolError::Overflow => CloseCode::Size,
-                        _ => CloseCode::Protocol,
-                    };
-                    send_close(&control, code);
-                    break 'read;
-                }
-            };
-            let text = match frame {
-                WsFrame::Text(bytes) | WsFrame::Binary(bytes) => bytes,
-                WsFrame::Continuation(item) => match item {
-                    Item::FirstText(b) | Item::FirstBinary(b) => {
-                        fragments = Some(BytesMut::from(&b[..]));
-                        continue;
-                    }
-                    Item::Continue(b) => {
-                        match fragments.as_mut() {
-                            Some(f) if f.len() + b.len() <= max_message_bytes => {
-                                f.extend_from_slice(&b)
-                            }
-                            _ => {
-                                send_close(&control, CloseCode::Size);
-                                break 'read;
-                            }
-                        }
-                        continue;
-                    }
-                    Item::Last(b) => match fragments.take() {
-                        Some(mut f) if f.len() + b.len() <= max_message_bytes => {
-                            f.extend_from_slice(&b);
-                            f.freeze()
-                        }
-                        _ => {
-                            send_close(&control, CloseCode::Size);
-                            break 'read;
-                        }
-                    },
-                },
-                WsFrame::Ping(p) => {
+        reader.feed(&chunk);
+        while let Some(incoming) = reader.next_event() {
+            let text = match incoming {
+                Incoming::Message(text) => text,
+                Incoming::Ping(p) => {
                     let mut out = BytesMut::new();
                     Parser::write_message(&mut out, p, OpCode::Pong, true, false);
                     let _ = control.try_send(out.freeze());
                     continue;
                 }
-                WsFrame::Pong(_) => {
+                Incoming::Pong => {
                     keepalive.pong();
                     continue;
                 }
-                WsFrame::Close(_) => {
-                    send_close(&control, CloseCode::Normal);
+                Incoming::Close(code) => {
+                    send_close(&control, code);
                     break 'read;
                 }
             };
-            let messages = match (framing, String::from_utf8(text.to_vec())) {
-                (_, Err(_)) => {
-                    log::warn!("websocket: message is not UTF-8, closing");
-                    send_close(&control, CloseCode::Invalid);
-                    break 'read;
-                }
-                (Framing::Raw, Ok(text)) => vec![text],
-                (Framing::SockJs, Ok(text)) if text.is_empty() => continue,
-                (Framing::SockJs, Ok(text)) => match decode_messages(text.as_bytes()) {
+            let messages = match framing {
+                Framing::Raw => vec![text],
+                Framing::SockJs if text.is_empty() => continue,
+                Framing::SockJs => match decode_messages(text.as_bytes()) {
                     Ok(messages) => messages,
                     Err(e) => {
                         log::warn!("websocket: {e} closing");
