@@ -17,43 +17,17 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use sockjsproxy::cli::Cli;
-use sockjsproxy::config::{Config, connect_endpoint};
+use sockjsproxy::backend::peer::connect_services;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = Cli::parse();
-    let config = match Config::from_cli(&cli) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("datereply: {e}");
-            std::process::exit(2);
-        }
-    };
-    let zmq = tmq::Context::new();
+    // A second of linger, so that the last reply goes out before an exit.
+    let (_zmq, services) = connect_services("datereply", 1000);
     let mut tasks = Vec::new();
-    for service in config.services {
-        let events = tmq::pull(&zmq)
-            .connect(&connect_endpoint(&service.push))
-            .expect("connect PULL");
-        let commands = tmq::push(&zmq)
-            .set_linger(1000)
-            .connect(&connect_endpoint(&service.pull))
-            .expect("connect PUSH");
-        let name = if service.prefix.is_empty() {
-            "/"
-        } else {
-            &service.prefix
-        };
-        log::info!(
-            "datereply serving {name:?}: events from {}, commands to {}",
-            connect_endpoint(&service.push),
-            connect_endpoint(&service.pull)
-        );
-        tasks.push(tokio::spawn(serve(events, commands)));
+    for service in services {
+        tasks.push(tokio::spawn(serve(service.events, service.commands)));
     }
     for t in tasks {
         let _ = t.await;

@@ -16,40 +16,23 @@
 //! --out-port 9244` (see `examples/broker.rs`). `RUST_LOG=echo=debug` logs each
 //! event, which the scale-out test reads.
 
-use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use sockjsproxy::cli::Cli;
-use sockjsproxy::config::{Config, connect_endpoint};
+use sockjsproxy::backend::peer::connect_services;
 use tmq::AsZmqSocket;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // The same flags as the proxy, so that one command line describes both.
-    let cli = Cli::parse();
-    let config = match Config::from_cli(&cli) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("echo: {e}");
-            std::process::exit(2);
-        }
-    };
-    let zmq = tmq::Context::new();
+    let (_zmq, services) = connect_services("echo", 0);
     let mut tasks = Vec::new();
-    for service in config.services {
-        let events = tmq::pull(&zmq)
-            .connect(&connect_endpoint(&service.push))
-            .expect("connect PULL");
-        let commands = tmq::push(&zmq)
-            .set_linger(0)
-            .connect(&connect_endpoint(&service.pull))
-            .expect("connect PUSH");
-        let close_on_connect = service.prefix == "/close";
-        log::info!(
-            "echo serving {:?} (close on connect: {close_on_connect})",
-            service.prefix
-        );
-        tasks.push(tokio::spawn(serve(events, commands, close_on_connect)));
+    for service in services {
+        let close_on_connect = service.name == "/close";
+        tasks.push(tokio::spawn(serve(
+            service.events,
+            service.commands,
+            close_on_connect,
+        )));
     }
     for t in tasks {
         let _ = t.await;

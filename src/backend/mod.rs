@@ -14,6 +14,7 @@
 //! counted and logged.
 
 pub mod frame;
+pub mod peer;
 mod reader;
 pub mod topology;
 mod writer;
