@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer, web};
 
 use crate::backend::{Backend, BackendError};
 use crate::config::{Config, LOCAL_SOCKJS_URL};
+use crate::listen;
 use crate::metrics::{self, Sources};
 use crate::shutdown;
 use crate::sockjs::{Service, Services, dispatch};
@@ -68,7 +69,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // The first worker to start runs the backends' socket tasks (see
     // `Backend::start`); with one worker, everything shares one thread.
     let unstarted = Arc::new(Mutex::new(unstarted));
-    let server = HttpServer::new(move || {
+    let make_app = move || {
         for (backend, sockets) in unstarted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -103,28 +104,27 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             app = app.configure(|c| bridge.mount(c));
         }
         app.default_service(web::to(dispatch))
-    })
-    .on_connect(crate::sockjs::on_connect)
-    // A client that closes its connection ends its requests at once, so an
-    // aborted streaming or polling request closes its session (and the backend
-    // hears `disconnect`) without waiting for a write to fail.
-    .h1_allow_half_closed(false)
-    .workers(config.workers)
-    .shutdown_timeout(SHUTDOWN_TIMEOUT)
-    .disable_signals();
-    let listen_err = |source| ServerError::Listen {
+    };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(crate::tls::server_config(cert, key)?),
+        None => None,
+    };
+    let settings = listen::Settings {
+        address: address.clone(),
+        workers: config.workers,
+        shutdown_timeout: SHUTDOWN_TIMEOUT,
+        tls,
+        on_connect: crate::sockjs::on_connect,
+    };
+    let server = listen::server(settings, make_app).map_err(|source| ServerError::Listen {
         address: address.clone(),
         source,
-    };
-    let (server, scheme) = match &config.tls {
-        Some((cert, key)) => {
-            let tls = crate::tls::server_config(cert, key)?;
-            let server = server.bind_rustls_0_23(&address, tls);
-            (server.map_err(listen_err)?, "https")
-        }
-        None => (server.bind(&address).map_err(listen_err)?, "http"),
-    };
-    let server = server.run();
+    })?;
     log::info!("SockJS listening on {scheme}://{address}/");
 
     // Metrics on a port of their own when asked, to keep them off the public one.

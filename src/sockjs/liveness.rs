@@ -19,7 +19,8 @@ use actix_web::dev::Extensions;
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(RawFd);
 
-/// For `HttpServer::on_connect`: remembers the socket of each TCP connection.
+/// The server's per-connection hook (see `crate::listen`): remembers the
+/// socket of each TCP connection.
 pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
     if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
         data.insert(Peer(tcp.as_raw_fd()));

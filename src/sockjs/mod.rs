@@ -18,6 +18,7 @@ mod http;
 mod liveness;
 pub mod metrics;
 mod pages;
+mod queue;
 mod receiver;
 mod registry;
 mod router;

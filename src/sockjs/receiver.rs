@@ -19,10 +19,10 @@ use actix::Addr;
 use actix_http::ws::{CloseCode, CloseReason, OpCode, Parser};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use tokio::sync::mpsc;
 
 use super::frame::{Frame, quote_into};
 use super::liveness::Peer;
+use super::queue::{self, Queue, Refused, Sender};
 use super::session::{Detached, Session};
 
 /// Frames a receiver's channel holds before the session waits. Each frame may
@@ -65,7 +65,7 @@ pub struct Receiver {
     pub id: u64,
     pub kind: Kind,
     encoding: Encoding,
-    tx: mpsc::Sender<Bytes>,
+    tx: Sender,
     sent: usize,
     /// The HTTP connection, to notice a client that hung up.
     pub peer: Option<Peer>,
@@ -88,7 +88,7 @@ impl Receiver {
     /// transports' padding and headers-in-body), before any frame.
     pub fn new(kind: Kind, encoding: Encoding, prelude: Option<Bytes>) -> (Receiver, ReceiverBody) {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
+        let (tx, rx) = queue::queue(CHANNEL_FRAMES);
         if let Some(prelude) = prelude {
             // The channel is new and empty, so this cannot fail.
             let _ = tx.try_send(prelude);
@@ -118,32 +118,27 @@ impl Receiver {
     }
 
     /// A sender for the transport's own control frames (websocket pongs).
-    pub fn control_sender(&self) -> mpsc::Sender<Bytes> {
+    pub fn control_sender(&self) -> Sender {
         self.tx.clone()
     }
 
     /// Waits until the channel has room for one more frame.
     pub fn wait_for_room(&self) -> impl Future<Output = ()> + 'static {
-        let tx = self.tx.clone();
-        async move {
-            let _ = tx.reserve().await;
-        }
+        self.tx.room()
     }
 
     /// Writes one frame, wrapped for this transport.
     pub fn write(&mut self, frame: &Frame<'_>) -> Written {
-        let permit = match self.tx.try_reserve() {
-            Ok(permit) => permit,
-            Err(mpsc::error::TrySendError::Full(())) => return Written::Full,
-            Err(mpsc::error::TrySendError::Closed(())) => return Written::Gone,
+        let sent = match self.tx.send_with(|| self.encode(frame)) {
+            Ok(sent) => sent,
+            Err(Refused::Full) => return Written::Full,
+            Err(Refused::Closed) => return Written::Gone,
         };
-        let bytes = self.encode(frame);
-        if bytes.is_empty() {
+        if sent == 0 {
             // Raw websockets have no open or heartbeat frame.
             return Written::Open;
         }
-        self.sent += bytes.len();
-        permit.send(bytes);
+        self.sent += sent;
         match self.kind {
             Kind::Polling => Written::Done,
             Kind::Streaming { limit } if self.sent >= limit => Written::Done,
@@ -235,7 +230,7 @@ impl Receiver {
 /// response completed) tells the session, which ignores it for receivers it
 /// already let go.
 pub struct ReceiverBody {
-    rx: mpsc::Receiver<Bytes>,
+    rx: Queue,
     id: u64,
     detach: Option<Addr<Session>>,
 }

@@ -13,14 +13,14 @@ use actix::Addr;
 use actix_http::ws::{self, CloseCode, CloseReason, OpCode, Parser};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
 
 use super::super::Service;
 use super::super::frame::decode_messages;
 use super::super::http;
 use super::super::metrics::Transport;
+use super::super::queue::Sender;
 use super::super::receiver::{Encoding, Kind, Receiver};
 use super::super::session::{Attach, ClientGone, FromClient, Session};
 use super::start_session;
@@ -102,7 +102,7 @@ pub async fn websocket(
 async fn read_client(
     mut payload: web::Payload,
     session: Addr<Session>,
-    control: mpsc::Sender<Bytes>,
+    control: Sender,
     framing: Framing,
     max_message_bytes: usize,
     ping: Option<Duration>,
@@ -203,7 +203,7 @@ impl Keepalive {
     }
 
     /// Sends a ping; false when the last one was never answered.
-    fn ping(&mut self, control: &mpsc::Sender<Bytes>) -> bool {
+    fn ping(&mut self, control: &Sender) -> bool {
         if self.awaiting_pong {
             return false;
         }
@@ -219,7 +219,7 @@ impl Keepalive {
     }
 }
 
-fn send_close(control: &mpsc::Sender<Bytes>, code: CloseCode) {
+fn send_close(control: &Sender, code: CloseCode) {
     let mut out = BytesMut::new();
     Parser::write_close(
         &mut out,
