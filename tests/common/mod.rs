@@ -1,7 +1,8 @@
 //! Shared parts of the integration tests: the real `sockjsproxy` binary started
 //! with a temporary TOML config on free ports (and killed on drop), a time bound
 //! for every test, and the clients of the other modules: a raw HTTP/1.1 client
-//! ([`http`]), a real 0MQ backend peer ([`backend`]) and websocket helpers ([`ws`]).
+//! ([`http`]), a real 0MQ backend peer ([`backend`]), libzmq sockets with
+//! their event monitor ([`zmq_peer`]) and websocket helpers ([`ws`]).
 //!
 //! Every test binary uses only part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -11,6 +12,7 @@ pub mod client;
 pub mod http;
 pub mod procs;
 pub mod ws;
+pub mod zmq_peer;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -234,6 +236,57 @@ impl Proxy {
             }
         })
         .await
+    }
+
+    /// Starts the proxy with one service at [`PREFIX`] bound to these PUSH and
+    /// PULL endpoints (`ipc://...`, or any the config takes), plus the
+    /// command-line flags `args`.
+    pub async fn with_endpoints(push: &str, pull: &str, args: &[&str]) -> Proxy {
+        Proxy::launch(|| {
+            let http_port = free_port();
+            let toml = format!(
+                "http_address = \"127.0.0.1\"\nhttp_port = {http_port}\nworkers = 1\n\n\
+                 [[service]]\nprefix = \"{PREFIX}\"\npush = \"{push}\"\npull = \"{pull}\"\n"
+            );
+            let config = TempFile::new(toml.as_bytes());
+            let mut all = vec!["--config".to_string(), config.0.to_str().unwrap().into()];
+            all.extend(args.iter().map(|a| a.to_string()));
+            Launch {
+                args: all,
+                http_port,
+                services: vec![Endpoints {
+                    prefix: PREFIX.to_string(),
+                    push: push.to_string(),
+                    pull: pull.to_string(),
+                }],
+                config: Some(config),
+                log: "info".into(),
+            }
+        })
+        .await
+    }
+
+    /// How many stderr lines contain `needle` now.
+    pub fn stderr_count(&self, needle: &str) -> usize {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits until `count` stderr lines contain `needle`; panics after [`IO_LIMIT`].
+    pub async fn wait_for_logs(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + IO_LIMIT;
+        while self.stderr_count(needle) < count {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {count} stderr lines with {needle:?} in {IO_LIMIT:?}:\n{}",
+                self.stderr_lines().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The proxy's process id.

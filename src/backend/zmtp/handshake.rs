@@ -68,9 +68,12 @@ where
         if stream.read_buf(buf).await? == 0 {
             return Err(eof());
         }
+        // Whatever part has come is checked now: a peer that is not ZMTP 3
+        // (an HTTP request, a ZMTP 1.0 identity) may never send 64 bytes.
+        wire::check_greeting(&buf[..buf.len().min(GREETING_LEN)])?;
     }
     let greeting = buf.split_to(GREETING_LEN);
-    wire::check_greeting(greeting[..].try_into().expect("64 bytes"))?;
+    wire::check_greeting(&greeting)?;
 
     let mut ready = BytesMut::new();
     wire::encode_ready(ours, &mut ready);

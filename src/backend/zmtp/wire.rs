@@ -68,20 +68,26 @@ pub fn greeting() -> [u8; GREETING_LEN] {
     g
 }
 
-/// Checks a peer's greeting: ZMTP 3.x with the NULL mechanism.
-pub fn check_greeting(g: &[u8; GREETING_LEN]) -> Result<(), WireError> {
-    if g[0] != 0xFF || g[9] & 0x01 == 0 {
+/// Checks a peer's greeting, or as much of it as has arrived: ZMTP 3.x with
+/// the NULL mechanism. A prefix that passes may still fail once more bytes
+/// come; one that fails (an HTTP request, a ZMTP 1.0 identity) is refused at
+/// once instead of waiting for 64 bytes that may never come.
+pub fn check_greeting(g: &[u8]) -> Result<(), WireError> {
+    if g.first().is_some_and(|&b| b != 0xFF) || g.get(9).is_some_and(|&b| b & 0x01 == 0) {
         return Err(WireError::NotZmtp);
     }
-    if g[10] < 3 {
-        return Err(WireError::OldVersion(g[10]));
+    if let Some(&major) = g.get(10)
+        && major < 3
+    {
+        return Err(WireError::OldVersion(major));
     }
-    let mechanism = &g[12..32];
-    let end = mechanism.iter().position(|&b| b == 0).unwrap_or(20);
-    if &mechanism[..end] != b"NULL" {
-        return Err(WireError::Mechanism(
-            String::from_utf8_lossy(&mechanism[..end]).into_owned(),
-        ));
+    if let Some(mechanism) = g.get(12..32) {
+        let end = mechanism.iter().position(|&b| b == 0).unwrap_or(20);
+        if &mechanism[..end] != b"NULL" {
+            return Err(WireError::Mechanism(
+                String::from_utf8_lossy(&mechanism[..end]).into_owned(),
+            ));
+        }
     }
     Ok(())
 }
@@ -404,5 +410,13 @@ mod tests {
             Err(WireError::Mechanism("CURVE".into()))
         );
         assert_eq!(check_greeting(&[0u8; 64]), Err(WireError::NotZmtp));
+        // Short prefixes: what is there is checked, what is missing is not.
+        assert_eq!(
+            check_greeting(b"GET / HTTP/1.0\r\n\r\n"),
+            Err(WireError::NotZmtp)
+        );
+        assert_eq!(check_greeting(&greeting()[..1]), Ok(()));
+        assert_eq!(check_greeting(&old[..11]), Err(WireError::OldVersion(2)));
+        assert_eq!(check_greeting(&[]), Ok(()));
     }
 }
