@@ -6,9 +6,9 @@
 //! is skipped (0MQ's high-water mark, in bytes); when every peer is skipped, or
 //! none is connected, [`Push::try_send`] says no and the caller waits for
 //! [`Push::room`], as a libzmq PUSH blocks. Whole messages a peer held when it
-//! left go to another peer, or to the next one to connect; only the bytes
-//! already handed to the kernel of a dying connection can be lost, as with
-//! libzmq.
+//! left go to another peer, or to the next one to connect. What can be lost
+//! is the one batch being written when a connection breaks (some of it may
+//! have reached the backend, so it is not resent), as with libzmq.
 
 use std::cell::{Cell, RefCell};
 use std::io;
