@@ -106,6 +106,11 @@ pub struct Cli {
     #[arg(long)]
     pub websocket_ping_ms: Option<u64>,
 
+    /// How long a polling response waits after its first message for more,
+    /// in ms, so that a burst shares one response; 0 answers at once (default 5).
+    #[arg(long)]
+    pub poll_batch_ms: Option<u64>,
+
     /// Serve /metrics and /healthz on this port instead of the HTTP port.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub metrics_port: Option<u16>,

@@ -151,6 +151,7 @@ struct FileService {
     sockjs_url: Option<String>,
     allow_origins: Option<Vec<String>>,
     websocket_ping_ms: Option<u64>,
+    poll_batch_ms: Option<u64>,
 }
 
 impl Config {
@@ -313,6 +314,7 @@ fn defaults_from_cli(cli: &Cli, sockjs_url: &str) -> Result<sockjs::Options, Con
             Some(0) => None,
             ms => Some(millis("websocket_ping_ms", ms, Duration::from_secs(30))?),
         },
+        poll_batch: poll_batch(cli.poll_batch_ms, d.poll_batch)?,
         ..d
     })
 }
@@ -351,6 +353,7 @@ fn service_from_file(s: &FileService, d: &sockjs::Options) -> Result<ServiceConf
             Some(0) => None,
             ms => Some(millis("websocket_ping_ms", ms, Duration::ZERO)?),
         },
+        poll_batch: poll_batch(s.poll_batch_ms, d.poll_batch)?,
     };
     Ok(ServiceConfig {
         prefix: normalize_prefix(&s.prefix)?,
@@ -382,6 +385,19 @@ fn millis(
         Some(ms) => Err(ConfigError::Range {
             name,
             rule: "1 to 86400000 ms",
+            value: ms,
+        }),
+    }
+}
+
+/// The polling batch window: 0 turns it off; at most a second.
+fn poll_batch(value: Option<u64>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(ms @ 0..=1000) => Ok(Duration::from_millis(ms)),
+        Some(ms) => Err(ConfigError::Range {
+            name: "poll_batch_ms",
+            rule: "0 to 1000 ms",
             value: ms,
         }),
     }

@@ -2,8 +2,8 @@
 //! it, a session with a receiver does not, a client that leaves ends its
 //! session; session ids are unique; receivers get heartbeats; a streaming
 //! response ends at `response_limit` and the next one takes over; events wait
-//! for a late backend; and 1000 messages keep their order both ways over
-//! websocket and xhr-streaming.
+//! for a late backend; a poll carries a burst of replies in one response; and
+//! 1000 messages keep their order both ways over websocket and xhr-streaming.
 
 mod common;
 
@@ -319,6 +319,39 @@ async fn events_wait_for_a_backend_that_connects_late() {
         let mut backend = Backend::connect(&proxy);
         let id = backend.expect_connect().await;
         assert_eq!(backend.expect_message(&id).await, "early");
+    })
+    .await
+}
+
+/// A polling response waits `poll_batch_ms` after its first message, so that
+/// backend replies sent close together share one response instead of costing
+/// a poll each; with 0 it answers with the first message alone.
+#[tokio::test]
+async fn a_poll_carries_a_burst_of_replies_in_one_response() {
+    bounded(async {
+        for (window_ms, expected) in [(300, vec!["r0", "r1", "r2"]), (0, vec!["r0"])] {
+            let proxy = Proxy::with(&format!("poll_batch_ms = {window_ms}")).await;
+            let mut backend = Backend::connect(&proxy);
+            let port = proxy.http_port;
+            let xhr = Proxy::session_path("s1", "xhr");
+            assert_eq!(http::post(port, &xhr, b"").await.text(), "o\n");
+            let id = backend.expect_connect().await;
+
+            let waiting = xhr.clone();
+            let poll = tokio::spawn(async move { http::post(port, &waiting, b"").await });
+            // Let the poll attach, then reply three times, 20 ms apart.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            for i in 0..3 {
+                backend.send_message(&id, &format!("r{i}"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let answer = poll.await.expect("poll task").text();
+            assert_eq!(
+                common::messages(&answer),
+                expected,
+                "poll_batch_ms = {window_ms}: {answer:?}"
+            );
+        }
     })
     .await
 }

@@ -66,6 +66,10 @@ pub struct Options {
     pub websocket_ping: Option<Duration>,
     /// Reverse proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How long a polling response (xhr, jsonp) waits after its first message
+    /// for more, so that a burst of backend replies shares one response
+    /// instead of costing a poll each. Zero answers at once.
+    pub poll_batch: Duration,
 }
 
 impl Options {
@@ -93,6 +97,7 @@ impl Default for Options {
             origins: vec!["*:*".to_string()],
             sockjs_url: crate::config::CDN_SOCKJS_URL.to_string(),
             allow_origins: Vec::new(),
+            poll_batch: Duration::from_millis(5),
             websocket_ping: Some(Duration::from_secs(30)),
             trusted_proxies: Vec::new(),
         }

@@ -49,6 +49,18 @@ struct Timing {
     heartbeat_delay: Duration,
     disconnect_delay: Duration,
     max_queue: usize,
+    poll_batch: Duration,
+}
+
+/// Where a polling receiver is in its batch window (see `Options::poll_batch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PollBatch {
+    /// No message waits for the current polling receiver.
+    Idle,
+    /// Messages wait; the window is open.
+    Open,
+    /// The window has closed: write what waits.
+    Due,
 }
 
 pub struct Session {
@@ -64,6 +76,7 @@ pub struct Session {
     receiver: Option<Receiver>,
     /// A wait for room in the receiver's channel is under way.
     waiting_for_room: bool,
+    poll_batch: PollBatch,
     expiry: Option<SpawnHandle>,
     /// Whether the application was told of the close.
     app_told_closed: bool,
@@ -84,6 +97,7 @@ impl Session {
                 heartbeat_delay: options.heartbeat_delay,
                 disconnect_delay: options.disconnect_delay,
                 max_queue: options.max_queue,
+                poll_batch: options.poll_batch,
             },
             registration,
             metrics: service.metrics.clone(),
@@ -92,6 +106,7 @@ impl Session {
             pending: VecDeque::new(),
             receiver: None,
             waiting_for_room: false,
+            poll_batch: PollBatch::Idle,
             expiry: None,
             app_told_closed: false,
         }
@@ -99,10 +114,17 @@ impl Session {
 
     /// Writes whatever is due to the attached receiver.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        while let Some(receiver) = self.receiver.as_mut() {
+        while let Some(kind) = self.receiver.as_ref().map(|r| r.kind) {
             if self.waiting_for_room {
                 return;
             }
+            let messages_due = self.state != State::New && !self.pending.is_empty();
+            if messages_due && kind == Kind::Polling && !self.batch_window_closed(ctx) {
+                return;
+            }
+            let Some(receiver) = self.receiver.as_mut() else {
+                return;
+            };
             let written = match &self.state {
                 State::New => {
                     let w = receiver.write(&Frame::Open);
@@ -118,6 +140,7 @@ impl Session {
                         Metrics::add(&self.metrics.messages_out, batch.len());
                         Metrics::add(&self.metrics.bytes_out, batch.iter().map(String::len).sum());
                         self.pending.clear();
+                        self.poll_batch = PollBatch::Idle;
                     }
                     w
                 }
@@ -139,6 +162,27 @@ impl Session {
                 Written::Done => self.let_go_of_receiver(ctx),
                 Written::Full => self.wait_for_room(ctx),
                 Written::Gone => self.receiver_gone(ctx),
+            }
+        }
+    }
+
+    /// A polling response answers once its batch window has closed: the
+    /// first call opens the window and says no; when it closes, the session
+    /// flushes again.
+    fn batch_window_closed(&mut self, ctx: &mut Context<Self>) -> bool {
+        match self.poll_batch {
+            _ if self.timing.poll_batch.is_zero() => true,
+            PollBatch::Due => true,
+            PollBatch::Open => false,
+            PollBatch::Idle => {
+                self.poll_batch = PollBatch::Open;
+                ctx.run_later(self.timing.poll_batch, |act, ctx| {
+                    if act.poll_batch == PollBatch::Open {
+                        act.poll_batch = PollBatch::Due;
+                        act.flush(ctx);
+                    }
+                });
+                false
             }
         }
     }
