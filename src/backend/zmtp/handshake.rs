@@ -9,8 +9,9 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::Stream;
 use super::wire::{self, Command, Decoder, GREETING_LEN, Item, SocketType, WireError};
 
 /// How long a new peer has to complete its handshake.
@@ -41,28 +42,22 @@ pub enum HandshakeError {
 
 /// Runs the handshake as `ours` on a fresh connection. Bytes the peer sent
 /// after its READY stay in `buf` for the caller.
-pub async fn handshake<S>(
-    stream: &mut S,
+pub async fn handshake(
+    stream: &mut Stream,
     ours: SocketType,
     buf: &mut BytesMut,
-) -> Result<(), HandshakeError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<(), HandshakeError> {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange(stream, ours, buf)).await {
         Ok(result) => result,
         Err(_) => Err(HandshakeError::Timeout),
     }
 }
 
-async fn exchange<S>(
-    stream: &mut S,
+async fn exchange(
+    stream: &mut Stream,
     ours: SocketType,
     buf: &mut BytesMut,
-) -> Result<(), HandshakeError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<(), HandshakeError> {
     stream.write_all(&wire::greeting()).await?;
     while buf.len() < GREETING_LEN {
         if stream.read_buf(buf).await? == 0 {
