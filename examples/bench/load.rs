@@ -192,8 +192,9 @@ pub struct Rate {
     pub gen_cpu: f64,
     /// CPU used by the zmq echo backend (proxy rows only), % of one core.
     pub backend_cpu: Option<f64>,
-    /// CPU taken by all other tasks on the machine during the measurement, in
-    /// % of one core: the noise that may have slowed this measurement.
+    /// CPU taken by all other tasks on the machine during the measurement,
+    /// plus the hypervisor's steal time of cores 0 and 1, in % of one core:
+    /// the noise that may have slowed this measurement.
     pub others: f64,
     /// Idle % of cores 0 and 1 (None when nothing is pinned): a generator core
     /// with no idle time means core 1, not the server, may be the limit.
@@ -283,6 +284,7 @@ pub async fn throughput(
             .collect();
         let o0 = crate::procs::other_tasks_ns(&ours);
         let i0 = crate::procs::idle_secs().ok();
+        let st0 = crate::procs::steal_secs().unwrap_or(0.0);
         let (c0, t0) = (ctl.received.load(Relaxed), Instant::now());
         let (mut c, mut t) = (c0, t0);
         let mut rates = Vec::with_capacity(WINDOWS as usize);
@@ -296,6 +298,7 @@ pub async fn throughput(
         let x1 = crate::procs::context_switches(pid)?;
         let b1 = backend.map(crate::procs::cpu_ns).transpose()?;
         let i1 = crate::procs::idle_secs().ok();
+        let st1 = crate::procs::steal_secs().unwrap_or(0.0);
         let o1 = crate::procs::other_tasks_ns(&ours);
         if ctl.failed.load(Relaxed) > 0 {
             return Err::<Rate, Error>("a session failed during the run".into());
@@ -311,7 +314,9 @@ pub async fn throughput(
             gen_cpu: (g1 - g0) as f64 / 1e7 / secs,
             server_cs_per_rt: (x1 - x0) as f64 / done,
             backend_cpu: b0.zip(b1).map(|(b0, b1)| (b1 - b0) as f64 / 1e7 / secs),
-            others: crate::procs::other_tasks_delta(&o0, &o1) as f64 / 1e7 / secs,
+            // Other tasks, and time the hypervisor gave other machines.
+            others: crate::procs::other_tasks_delta(&o0, &o1) as f64 / 1e7 / secs
+                + 100.0 * (st1 - st0).max(0.0) / secs,
             idle: i0
                 .zip(i1)
                 .filter(|_| pinned)
