@@ -105,15 +105,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         }
         app.default_service(web::to(dispatch))
     };
-    let scheme = if config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
     let tls = match &config.tls {
         Some((cert, key)) => Some(crate::tls::server_config(cert, key)?),
         None => None,
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let settings = listen::Settings {
         address: address.clone(),
         workers: config.workers,

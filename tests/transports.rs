@@ -121,24 +121,7 @@ async fn xhr_streaming_echoes_a_message_and_client_abort_disconnects() {
         prelude.push(b'\n');
         assert_eq!(stream.prelude(2049).await, prelude);
         assert_eq!(stream.next().await, "o");
-        let id = backend.expect_connect().await;
-
-        let send = http::post(
-            port,
-            &Proxy::session_path("s1", "xhr_send"),
-            payload(&[TRICKY]).as_bytes(),
-        )
-        .await;
-        assert_eq!(send.status, 204);
-        assert_eq!(backend.expect_message(&id).await, TRICKY);
-        // Heartbeats (every 200 ms here) may come first on a slow machine.
-        assert_eq!(
-            stream.next_skipping_heartbeats().await,
-            message_frame(TRICKY_QUOTED)
-        );
-
-        drop(stream);
-        backend.expect_disconnect(&id).await;
+        echo_tricky_then_hang_up(port, stream, &mut backend).await;
     })
     .await
 }
@@ -157,24 +140,7 @@ async fn eventsource_echoes_a_message_and_client_abort_disconnects() {
         );
         assert_eq!(stream.prelude(2).await, b"\r\n");
         assert_eq!(stream.next().await, "o");
-        let id = backend.expect_connect().await;
-
-        let send = http::post(
-            port,
-            &Proxy::session_path("s1", "xhr_send"),
-            payload(&[TRICKY]).as_bytes(),
-        )
-        .await;
-        assert_eq!(send.status, 204);
-        assert_eq!(backend.expect_message(&id).await, TRICKY);
-        // Heartbeats (every 200 ms here) may come first on a slow machine.
-        assert_eq!(
-            stream.next_skipping_heartbeats().await,
-            message_frame(TRICKY_QUOTED)
-        );
-
-        drop(stream);
-        backend.expect_disconnect(&id).await;
+        echo_tricky_then_hang_up(port, stream, &mut backend).await;
     })
     .await
 }
@@ -196,24 +162,7 @@ async fn htmlfile_echoes_a_message_and_client_abort_disconnects() {
         assert!(page.contains("var c = parent.cb;"), "{page:?}");
         assert!(page.len() > 1024, "page head is not padded past 1 KiB");
         assert_eq!(stream.next().await, "o");
-        let id = backend.expect_connect().await;
-
-        let send = http::post(
-            port,
-            &Proxy::session_path("s1", "xhr_send"),
-            payload(&[TRICKY]).as_bytes(),
-        )
-        .await;
-        assert_eq!(send.status, 204);
-        assert_eq!(backend.expect_message(&id).await, TRICKY);
-        // Heartbeats (every 200 ms here) may come first on a slow machine.
-        assert_eq!(
-            stream.next_skipping_heartbeats().await,
-            message_frame(TRICKY_QUOTED)
-        );
-
-        drop(stream);
-        backend.expect_disconnect(&id).await;
+        echo_tricky_then_hang_up(port, stream, &mut backend).await;
     })
     .await
 }
@@ -266,4 +215,28 @@ async fn jsonp_echoes_form_and_plain_messages_and_the_idle_session_times_out() {
         backend.expect_disconnect(&id).await;
     })
     .await
+}
+
+/// The rest of every streaming transport's test, once `o` has arrived: the
+/// backend hears `connect`; a message sent with xhr_send reaches it and comes
+/// back on the stream byte for byte; then the client hangs up and the backend
+/// hears `disconnect`.
+async fn echo_tricky_then_hang_up(port: u16, mut stream: Frames, backend: &mut Backend) {
+    let id = backend.expect_connect().await;
+    let send = http::post(
+        port,
+        &Proxy::session_path("s1", "xhr_send"),
+        payload(&[TRICKY]).as_bytes(),
+    )
+    .await;
+    assert_eq!(send.status, 204);
+    assert_eq!(backend.expect_message(&id).await, TRICKY);
+    // Heartbeats may come first on a slow machine.
+    assert_eq!(
+        stream.next_skipping_heartbeats().await,
+        message_frame(TRICKY_QUOTED)
+    );
+
+    drop(stream);
+    backend.expect_disconnect(&id).await;
 }

@@ -19,12 +19,21 @@ pub enum Event {
 }
 
 impl Event {
-    /// The three frames of this event.
+    /// The message type (first frame) and the session of this event.
+    fn head(&self) -> (&'static [u8], SessionKey) {
+        match self {
+            Event::Connect(k) => (b"connect", *k),
+            Event::Message(k, _) => (b"message", *k),
+            Event::Disconnect(k) => (b"disconnect", *k),
+        }
+    }
+
+    /// The three frames of this event; a message's text is moved, not copied.
     pub fn into_frames(self) -> [Bytes; 3] {
-        let (kind, key, data): (&'static [u8], SessionKey, Bytes) = match self {
-            Event::Connect(k) => (b"connect", k, Bytes::new()),
-            Event::Message(k, m) => (b"message", k, Bytes::from(m)),
-            Event::Disconnect(k) => (b"disconnect", k, Bytes::new()),
+        let (kind, key) = self.head();
+        let data = match self {
+            Event::Message(_, m) => Bytes::from(m),
+            Event::Connect(_) | Event::Disconnect(_) => Bytes::new(),
         };
         [Bytes::from_static(kind), Bytes::from(key.to_string()), data]
     }
@@ -32,10 +41,10 @@ impl Event {
     /// Calls `f` with the three frames of this event, without allocating: the
     /// native PUSH encodes them straight into its output buffer.
     pub fn with_frames<R>(&self, f: impl FnOnce([&[u8]; 3]) -> R) -> R {
-        let (kind, key, data): (&[u8], SessionKey, &[u8]) = match self {
-            Event::Connect(k) => (b"connect", *k, b""),
-            Event::Message(k, m) => (b"message", *k, m.as_bytes()),
-            Event::Disconnect(k) => (b"disconnect", *k, b""),
+        let (kind, key) = self.head();
+        let data: &[u8] = match self {
+            Event::Message(_, m) => m.as_bytes(),
+            Event::Connect(_) | Event::Disconnect(_) => b"",
         };
         // u64::MAX has 20 digits.
         let mut digits = [0u8; 20];

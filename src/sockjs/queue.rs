@@ -138,7 +138,7 @@ impl Drop for Sender {
 impl Queue {
     /// The next frame; `None` once every sender is gone and the queue is empty.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        let room = {
+        let (frame, waiting_for_room) = {
             let mut s = lock(&self.0);
             match s.frames.pop_front() {
                 Some(frame) => {
@@ -146,7 +146,7 @@ impl Queue {
                         // Idle sessions keep no slot storage.
                         s.frames = VecDeque::new();
                     }
-                    (Some(frame), std::mem::take(&mut s.room))
+                    (frame, std::mem::take(&mut s.room))
                 }
                 None if s.senders == 0 => return Poll::Ready(None),
                 None => {
@@ -155,8 +155,8 @@ impl Queue {
                 }
             }
         };
-        room.1.into_iter().for_each(Waker::wake);
-        Poll::Ready(room.0)
+        waiting_for_room.into_iter().for_each(Waker::wake);
+        Poll::Ready(Some(frame))
     }
 }
 

@@ -69,12 +69,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Pump<T> {
         let _ = tokio::time::timeout(
             SHUTDOWN_TIMEOUT,
             poll_fn(|cx| {
-                while !out.is_empty() {
-                    match Pin::new(&mut *io).poll_write(cx, out) {
-                        Poll::Ready(Ok(n)) if n > 0 => out.advance(n),
-                        Poll::Pending => return Poll::Pending,
-                        _ => break,
-                    }
+                // A write that fails only ends the offer; the shutdown follows.
+                if write_out(io, out, cx).is_pending() {
+                    return Poll::Pending;
                 }
                 Pin::new(&mut *io).poll_shutdown(cx)
             }),
@@ -88,20 +85,18 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Pump<T> {
             let mut progress = false;
             // Write what is queued; the body is polled again only once it is
             // out, so a slow client pushes back on the session.
-            while !self.out.is_empty() {
-                match Pin::new(&mut self.io).poll_write(cx, &self.out) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => self.out.advance(n),
+            if !self.out.is_empty() {
+                match write_out(&mut self.io, &mut self.out, cx) {
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => break,
-                }
-                if self.out.is_empty() {
-                    self.out = BytesMut::new();
-                    // TLS streams buffer; a flush that cannot finish now
-                    // wakes us when it can.
-                    if let Poll::Ready(Err(e)) = Pin::new(&mut self.io).poll_flush(cx) {
-                        return Poll::Ready(Err(e));
+                    Poll::Ready(Ok(())) => {
+                        self.out = BytesMut::new();
+                        // TLS streams buffer; a flush that cannot finish now
+                        // wakes us when it can.
+                        if let Poll::Ready(Err(e)) = Pin::new(&mut self.io).poll_flush(cx) {
+                            return Poll::Ready(Err(e));
+                        }
                     }
+                    Poll::Pending => {}
                 }
             }
             if self.out.is_empty() && !self.body_done {
@@ -169,4 +164,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Pump<T> {
         let size = self.body.size();
         self.encode(Message::Item((head, size)))
     }
+}
+
+/// Writes `out` until it is empty (`Ready(Ok)`), the socket is full
+/// (`Pending`) or the write fails.
+fn write_out<T: AsyncWrite + Unpin>(
+    io: &mut T,
+    out: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    while !out.is_empty() {
+        match Pin::new(&mut *io).poll_write(cx, out) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => out.advance(n),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    Poll::Ready(Ok(()))
 }

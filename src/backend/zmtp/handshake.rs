@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Stream;
@@ -65,10 +65,10 @@ async fn exchange(
         }
         // Whatever part has come is checked now: a peer that is not ZMTP 3
         // (an HTTP request, a ZMTP 1.0 identity) may never send 64 bytes.
+        // The last pass checked all 64.
         wire::check_greeting(&buf[..buf.len().min(GREETING_LEN)])?;
     }
-    let greeting = buf.split_to(GREETING_LEN);
-    wire::check_greeting(&greeting)?;
+    buf.advance(GREETING_LEN);
 
     let mut ready = BytesMut::new();
     wire::encode_ready(ours, &mut ready);
