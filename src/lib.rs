@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod listen;
 pub mod metrics;
+pub(crate) mod ratelog;
 pub mod server;
 pub mod shutdown;
 pub mod sockjs;

@@ -142,6 +142,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         }
         None => None,
     };
+    crate::ratelog::spawn_flusher();
     let handle = server.handle();
     let metrics_handle = metrics_server.as_ref().map(|s| s.handle());
     actix_web::rt::spawn(async move {

@@ -282,7 +282,9 @@ impl Backend {
                 mpsc::error::TrySendError::Full(_) => "backend queue full",
                 mpsc::error::TrySendError::Closed(_) => "backend writer stopped",
             };
-            log::warn!("service {}: {what}, event dropped ({n} so far)", self.name);
+            static DROPPED: crate::ratelog::Throttle =
+                crate::ratelog::Throttle::new("backend events dropped");
+            DROPPED.warn(format_args!("service {}: {what} ({n} so far)", self.name));
         }
     }
 

@@ -378,7 +378,9 @@ impl Handler<Deliver> for Session {
     fn handle(&mut self, Deliver(message): Deliver, ctx: &mut Context<Self>) {
         if matches!(self.state, State::Closed { .. }) {
             self.metrics.count_drop(DropReason::SessionClosed);
-            log::warn!("session {} is closed: message dropped", self.key);
+            static CLOSED: crate::ratelog::Throttle =
+                crate::ratelog::Throttle::new("messages for closed sessions dropped");
+            CLOSED.warn(format_args!("session {}", self.key));
             return;
         }
         if self.pending.len() >= self.timing.max_queue {
