@@ -2,7 +2,8 @@
 //! with a temporary TOML config on free ports (and killed on drop), a time bound
 //! for every test, and the clients of the other modules: a raw HTTP/1.1 client
 //! ([`http`]), a real 0MQ backend peer ([`backend`]), libzmq sockets with
-//! their event monitor ([`zmq_peer`]) and websocket helpers ([`ws`]).
+//! their event monitor ([`zmq_peer`]), websocket helpers ([`ws`]) and a
+//! websocket client by hand ([`raw_ws`]).
 //!
 //! Every test binary uses only part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -11,6 +12,7 @@ pub mod backend;
 pub mod client;
 pub mod http;
 pub mod procs;
+pub mod raw_ws;
 pub mod ws;
 pub mod zmq_peer;
 
