@@ -171,5 +171,6 @@ pub fn render(sources: &Sources) -> String {
             b.queue_depth()
         );
     }
+    crate::bridge::stats::render(&mut out);
     out
 }
