@@ -1,9 +1,9 @@
 //! Static directories (`--static-path`, `--samples`, `[[static]]`), served by
 //! actix-files without ever leaving their root.
 //!
-//! actix-files refuses `..` segments (also percent-encoded: `%2e%2e`), hidden
-//! files and backslashes itself, answering 400, but it follows symbolic
-//! links: a link in the directory to `/etc/passwd`, or to `/`, served whatever
+//! `..` never reaches a directory (the router normalises `/a/../b`, and
+//! actix-files refuses a decoded `..` segment, hidden files and backslashes
+//! with 400), but actix-files follows symbolic links: a link in the directory to `/etc/passwd`, or to `/`, served whatever
 //! it pointed at. Here every path is resolved (`canonicalize`, every link in
 //! it followed) before it is served, and anything whose real path is outside
 //! the directory's own real path answers 404, as a missing file does. Links

@@ -114,7 +114,10 @@ async fn dot_dot_and_its_encodings_never_leave_the_root() {
                 r.text()
             );
             let body = r.text();
-            assert!(!body.contains("SECRET") && !body.contains("root:"), "{path}");
+            assert!(
+                !body.contains("SECRET") && !body.contains("root:"),
+                "{path}"
+            );
         }
     })
     .await;
