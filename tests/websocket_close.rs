@@ -3,7 +3,8 @@
 //! own close frame crosses ours, the proxy must not answer it with a second
 //! one: Chromium fails the connection with "Close received after close".
 //! Checked with a client by hand that sends its close before reading ours,
-//! for SockJS and raw websockets, and for a close the client starts.
+//! for SockJS and raw websockets, and for a close the client starts (bridge
+//! websockets too).
 
 mod common;
 
@@ -80,6 +81,20 @@ async fn a_close_the_client_starts_is_answered_once() {
         let frames = frames_until_end(&mut ws).await;
         assert_eq!(close_frames(&frames), 1, "{frames:?}");
         backend.expect_disconnect(&id).await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_bridge_websocket_answers_the_browsers_close_once() {
+    bounded(async {
+        let args = || vec!["--bridge".to_string(), "/data".to_string()];
+        let proxy = Proxy::with_args("", args, "info").await;
+        let mut ws = RawWs::connect(proxy.http_port, "/data").await;
+        ws.send_frame(CLOSE, &1000u16.to_be_bytes()).await;
+        ws.send_frame(CLOSE, &1000u16.to_be_bytes()).await;
+        let frames = frames_until_end(&mut ws).await;
+        assert_eq!(close_frames(&frames), 1, "{frames:?}");
     })
     .await
 }

@@ -58,6 +58,9 @@ pub struct Outbox {
 struct Budget {
     queued: AtomicUsize,
     max: usize,
+    /// A close frame is queued: RFC 6455 allows one per side, and nothing
+    /// after it, whoever (the session or the browser) starts the closing.
+    finished: std::sync::atomic::AtomicBool,
 }
 
 impl Budget {
@@ -109,6 +112,7 @@ impl Outbox {
         let budget = Arc::new(Budget {
             queued: AtomicUsize::new(0),
             max: max_bytes,
+            finished: Default::default(),
         });
         let drain = Drain {
             rx,
@@ -158,22 +162,38 @@ impl Outbox {
         let _ = self.raw(out.freeze());
     }
 
+    /// Queues the close frame, once: a second close (the browser's crossing
+    /// the session's) is not answered. It goes in even when the budget is
+    /// spent, since it ends the connection.
     pub fn close(&self, code: CloseCode) {
+        if self.budget.finished.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let mut out = BytesMut::new();
         let reason = CloseReason {
             code,
             description: None,
         };
         Parser::write_close(&mut out, Some(reason), false);
-        let _ = self.raw(out.freeze());
+        let _ = self.push(out.freeze(), true);
     }
 
     fn raw(&self, frame: Bytes) -> Result<(), OutboxError> {
+        if self.budget.finished.load(Ordering::Acquire) {
+            return Err(OutboxError::Closed);
+        }
+        self.push(frame, false)
+    }
+
+    fn push(&self, frame: Bytes, always: bool) -> Result<(), OutboxError> {
         let len = frame.len();
         if self.frames.is_closed() {
             return Err(OutboxError::Closed);
         }
-        if !self.budget.take(len) {
+        if always {
+            self.budget.queued.fetch_add(len, Ordering::AcqRel);
+            STATS.outbox_bytes.fetch_add(len, Ordering::Relaxed);
+        } else if !self.budget.take(len) {
             return Err(OutboxError::Full);
         }
         self.frames.try_send(frame).map_err(|e| {
@@ -190,6 +210,23 @@ impl Outbox {
 mod tests {
     use super::*;
     use futures_util::StreamExt;
+
+    #[tokio::test]
+    async fn one_close_frame_goes_out_even_when_full_and_nothing_after_it() {
+        let (outbox, body) = Outbox::new(10);
+        let mut body = Box::pin(body);
+        outbox.text("0123456789").unwrap();
+        assert_eq!(outbox.text("x"), Err(OutboxError::Full));
+        outbox.close(CloseCode::Policy);
+        outbox.close(CloseCode::Normal);
+        assert_eq!(outbox.text("x"), Err(OutboxError::Closed));
+        let _text = body.next().await.unwrap().unwrap();
+        let close = body.next().await.unwrap().unwrap();
+        assert_eq!(&close[..], &[0x88, 0x02, 0x03, 0xf0]); // 1008, once
+        drop(outbox);
+        assert!(body.next().await.is_none());
+        drop(body);
+    }
 
     #[tokio::test]
     async fn the_byte_budget_bounds_what_waits_and_reading_frees_it() {
