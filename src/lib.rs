@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod listen;
+pub mod memory;
 pub mod metrics;
 pub(crate) mod ratelog;
 pub mod server;

@@ -8,6 +8,7 @@ use sockjsproxy::cli::Cli;
 use sockjsproxy::config::Config;
 
 fn main() -> ExitCode {
+    sockjsproxy::memory::return_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // --help and --version are "errors" that print and exit 0.
@@ -48,3 +49,4 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("sockjsproxy: {e}");
     ExitCode::from(2)
 }
+
