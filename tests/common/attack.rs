@@ -286,14 +286,47 @@ impl Conn {
             name.eq_ignore_ascii_case("content-length")
                 .then(|| value.trim().parse::<usize>().ok())?
         });
-        let Some(length) = length else {
-            self.stream.shutdown().await.ok();
-            return Ok((status, std::mem::take(&mut self.buf)));
-        };
-        while self.buf.len() < length {
-            self.fill().await?;
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        match length {
+            Some(length) => {
+                while self.buf.len() < length {
+                    self.fill().await?;
+                }
+                Ok((status, self.buf.drain(..length).collect()))
+            }
+            None if chunked => Ok((status, self.chunked_body().await?)),
+            None => {
+                self.stream.shutdown().await.ok();
+                Ok((status, std::mem::take(&mut self.buf)))
+            }
         }
-        Ok((status, self.buf.drain(..length).collect()))
+    }
+
+    /// A chunked body, up to its last (empty) chunk.
+    async fn chunked_body(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let eol = loop {
+                if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                self.fill().await?;
+            };
+            let size = std::str::from_utf8(&self.buf[..eol])
+                .ok()
+                .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok())
+                .ok_or_else(|| std::io::Error::other("bad chunk size"))?;
+            while self.buf.len() < eol + 2 + size + 2 {
+                self.fill().await?;
+            }
+            body.extend_from_slice(&self.buf[eol + 2..eol + 2 + size]);
+            self.buf.drain(..eol + 2 + size + 2);
+            if size == 0 {
+                return Ok(body);
+            }
+        }
     }
 
     async fn fill(&mut self) -> std::io::Result<()> {
