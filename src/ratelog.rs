@@ -58,7 +58,11 @@ impl Throttle {
             Some(last) if now.duration_since(last) >= WINDOW => {
                 let n = self.pending.swap(0, Ordering::Relaxed);
                 *state = Some(now);
-                log::warn!("{}: {detail} ({n} in the last {:.1} s)", self.what, secs(now - last));
+                log::warn!(
+                    "{}: {detail} ({n} in the last {:.1} s)",
+                    self.what,
+                    secs(now - last)
+                );
             }
             Some(_) => {}
         }

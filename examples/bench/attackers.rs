@@ -355,10 +355,15 @@ async fn post(s: &mut TcpStream, buf: &mut Vec<u8>, path: &str, body: &[u8]) -> 
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or("bad answer")?;
+    let chunked = head.contains("transfer-encoding: chunked");
     let done = |buf: &[u8]| -> Option<usize> {
         if let Some(len) = head.lines().find_map(|l| l.strip_prefix("content-length:")) {
             let len: usize = len.trim().parse().ok()?;
             return (buf.len() >= len).then_some(len);
+        }
+        if !chunked {
+            // 204, or a body up to the close that nothing here reads.
+            return Some(0);
         }
         // Chunked: the body ends with the empty last chunk.
         find(buf, b"0\r\n\r\n").map(|i| i + 5)
