@@ -75,6 +75,36 @@ pub struct Cli {
     #[arg(long)]
     pub max_queue: Option<usize>,
 
+    /// Sessions one client address may hold per service; more get 429
+    /// (default 10000; 0: no limit).
+    #[arg(long)]
+    pub max_sessions_per_address: Option<usize>,
+
+    /// New sessions one client address may open per second per service;
+    /// more get 429 (default 0: no limit).
+    #[arg(long)]
+    pub new_sessions_per_second: Option<usize>,
+
+    /// Bytes of outgoing messages a session holds for a slow client
+    /// (default 1 MiB; one message always fits).
+    #[arg(long)]
+    pub max_queue_bytes: Option<usize>,
+
+    /// Bytes of client messages a service holds for its backend; clients
+    /// wait while it is spent (default 64 MiB).
+    #[arg(long)]
+    pub backend_queue_bytes: Option<usize>,
+
+    /// Most messages in one xhr_send or jsonp_send body; more get 413
+    /// (default 10000).
+    #[arg(long)]
+    pub max_messages_per_send: Option<usize>,
+
+    /// How long a request body may take to arrive, in ms; slower ones get
+    /// 408 and their connection closed (default 10000).
+    #[arg(long)]
+    pub body_timeout_ms: Option<u64>,
+
     /// Interval of SockJS heartbeat frames, in ms (default 25000).
     #[arg(long)]
     pub heartbeat_delay_ms: Option<u64>,

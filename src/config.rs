@@ -109,7 +109,12 @@ pub struct ServiceConfig {
     /// Endpoint the proxy binds its PULL socket to (backend → proxy).
     pub pull: String,
     pub options: sockjs::Options,
+    /// Bytes of client messages held for the backend (see `sockjs::budget`).
+    pub backend_queue_bytes: usize,
 }
+
+/// Default of `backend_queue_bytes`: 64 MiB per service.
+pub const BACKEND_QUEUE_BYTES: usize = 64 << 20;
 
 /// The TOML file's shape. Unknown keys are errors, so typos do not pass silently.
 #[derive(Debug, Deserialize)]
@@ -145,8 +150,14 @@ struct FileService {
     heartbeat_delay_ms: Option<u64>,
     disconnect_delay_ms: Option<u64>,
     max_queue: Option<usize>,
+    max_queue_bytes: Option<usize>,
+    backend_queue_bytes: Option<usize>,
     max_message_bytes: Option<usize>,
+    max_messages_per_send: Option<usize>,
+    body_timeout_ms: Option<u64>,
     max_sessions: Option<usize>,
+    max_sessions_per_address: Option<usize>,
+    new_sessions_per_second: Option<usize>,
     origins: Option<Vec<String>>,
     sockjs_url: Option<String>,
     allow_origins: Option<Vec<String>>,
@@ -181,6 +192,10 @@ impl Config {
             });
 
         let defaults = defaults_from_cli(cli, &global_sockjs_url)?;
+        let backend_queue = positive(
+            "backend_queue_bytes",
+            cli.backend_queue_bytes.unwrap_or(BACKEND_QUEUE_BYTES),
+        )?;
         let services = match file_ref {
             Some(f) => {
                 if f.service.is_empty() {
@@ -188,7 +203,7 @@ impl Config {
                 }
                 f.service
                     .iter()
-                    .map(|s| service_from_file(s, &defaults))
+                    .map(|s| service_from_file(s, &defaults, backend_queue))
                     .collect::<Result<Vec<_>, _>>()?
             }
             None => vec![ServiceConfig {
@@ -196,6 +211,7 @@ impl Config {
                 push: tcp_endpoint(&cli.address, cli.in_port)?,
                 pull: tcp_endpoint(&cli.address, cli.out_port)?,
                 options: defaults,
+                backend_queue_bytes: backend_queue,
             }],
         };
         check_unique(&services)?;
@@ -296,7 +312,22 @@ fn defaults_from_cli(cli: &Cli, sockjs_url: &str) -> Result<sockjs::Options, Con
             cli.max_message_bytes.unwrap_or(d.max_message_bytes),
         )?,
         max_sessions: positive("max_sessions", cli.max_sessions.unwrap_or(d.max_sessions))?,
+        max_sessions_per_address: cli
+            .max_sessions_per_address
+            .unwrap_or(d.max_sessions_per_address),
+        new_sessions_per_second: cli
+            .new_sessions_per_second
+            .unwrap_or(d.new_sessions_per_second),
         max_queue: positive("max_queue", cli.max_queue.unwrap_or(d.max_queue))?,
+        max_queue_bytes: positive(
+            "max_queue_bytes",
+            cli.max_queue_bytes.unwrap_or(d.max_queue_bytes),
+        )?,
+        max_messages_per_send: positive(
+            "max_messages_per_send",
+            cli.max_messages_per_send.unwrap_or(d.max_messages_per_send),
+        )?,
+        body_timeout: millis("body_timeout_ms", cli.body_timeout_ms, d.body_timeout)?,
         heartbeat_delay: millis(
             "heartbeat_delay_ms",
             cli.heartbeat_delay_ms,
@@ -319,7 +350,11 @@ fn defaults_from_cli(cli: &Cli, sockjs_url: &str) -> Result<sockjs::Options, Con
     })
 }
 
-fn service_from_file(s: &FileService, d: &sockjs::Options) -> Result<ServiceConfig, ConfigError> {
+fn service_from_file(
+    s: &FileService,
+    d: &sockjs::Options,
+    backend_queue: usize,
+) -> Result<ServiceConfig, ConfigError> {
     let d = d.clone();
     let options = sockjs::Options {
         websocket: s.websocket.unwrap_or(d.websocket),
@@ -339,11 +374,26 @@ fn service_from_file(s: &FileService, d: &sockjs::Options) -> Result<ServiceConf
             d.disconnect_delay,
         )?,
         max_queue: positive("max_queue", s.max_queue.unwrap_or(d.max_queue))?,
+        max_queue_bytes: positive(
+            "max_queue_bytes",
+            s.max_queue_bytes.unwrap_or(d.max_queue_bytes),
+        )?,
         max_message_bytes: positive(
             "max_message_bytes",
             s.max_message_bytes.unwrap_or(d.max_message_bytes),
         )?,
+        max_messages_per_send: positive(
+            "max_messages_per_send",
+            s.max_messages_per_send.unwrap_or(d.max_messages_per_send),
+        )?,
+        body_timeout: millis("body_timeout_ms", s.body_timeout_ms, d.body_timeout)?,
         max_sessions: positive("max_sessions", s.max_sessions.unwrap_or(d.max_sessions))?,
+        max_sessions_per_address: s
+            .max_sessions_per_address
+            .unwrap_or(d.max_sessions_per_address),
+        new_sessions_per_second: s
+            .new_sessions_per_second
+            .unwrap_or(d.new_sessions_per_second),
         origins: s.origins.clone().unwrap_or(d.origins),
         sockjs_url: s.sockjs_url.clone().unwrap_or(d.sockjs_url),
         allow_origins: s.allow_origins.clone().unwrap_or(d.allow_origins),
@@ -360,6 +410,10 @@ fn service_from_file(s: &FileService, d: &sockjs::Options) -> Result<ServiceConf
         push: check_endpoint(&s.push)?,
         pull: check_endpoint(&s.pull)?,
         options,
+        backend_queue_bytes: positive(
+            "backend_queue_bytes",
+            s.backend_queue_bytes.unwrap_or(backend_queue),
+        )?,
     })
 }
 

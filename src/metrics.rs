@@ -122,6 +122,18 @@ pub fn render(sources: &Sources) -> String {
         "gauge",
         "Events waiting for the PUSH socket.",
     );
+    header(
+        &mut out,
+        "backend_queue_bytes",
+        "gauge",
+        "Bytes of client messages held for the backend (budget: backend_queue_bytes).",
+    );
+    header(
+        &mut out,
+        "client_backpressure_total",
+        "counter",
+        "Times clients were held back because the backend queue's byte budget was spent.",
+    );
     for (s, b) in &sources.0 {
         let m = &s.metrics;
         let l = label(s);
@@ -169,6 +181,16 @@ pub fn render(sources: &Sources) -> String {
             out,
             "sockjsproxy_backend_queue_depth{{service=\"{l}\"}} {}",
             b.queue_depth()
+        );
+        let _ = writeln!(
+            out,
+            "sockjsproxy_backend_queue_bytes{{service=\"{l}\"}} {}",
+            b.queue_bytes().0
+        );
+        let _ = writeln!(
+            out,
+            "sockjsproxy_client_backpressure_total{{service=\"{l}\"}} {}",
+            b.backpressure_waits()
         );
     }
     out

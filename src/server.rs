@@ -17,8 +17,10 @@ use crate::metrics::{self, Sources};
 use crate::shutdown;
 use crate::sockjs::{Service, Services, dispatch};
 
-/// Seconds open requests get to finish after a shutdown signal.
-const SHUTDOWN_TIMEOUT: u64 = 2;
+/// Seconds open connections get to finish after the shutdown linger: by then
+/// every session has its close frame queued, so this is only the margin for
+/// writing it out. A shutdown takes at most `--shutdown-linger-ms` plus this.
+pub const SHUTDOWN_MARGIN_SECS: u64 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -47,8 +49,22 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .map(|c| Arc::new(crate::backend::topology::ScaleOut::new(c)));
     for s in &config.services {
         let (backend, sockets) = match &scale {
-            Some(scale) => Backend::connect(&zmq, &s.push, &s.pull, &s.prefix, scale.clone())?,
-            None => Backend::bind(&zmq, &s.push, &s.pull, &s.prefix, config.zmq_engine)?,
+            Some(scale) => Backend::connect(
+                &zmq,
+                &s.push,
+                &s.pull,
+                &s.prefix,
+                scale.clone(),
+                s.backend_queue_bytes,
+            )?,
+            None => Backend::bind(
+                &zmq,
+                &s.push,
+                &s.pull,
+                &s.prefix,
+                config.zmq_engine,
+                s.backend_queue_bytes,
+            )?,
         };
         unstarted.push((backend.clone(), sockets));
         let options = s.options.clone();
@@ -113,7 +129,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let settings = listen::Settings {
         address: address.clone(),
         workers: config.workers,
-        shutdown_timeout: SHUTDOWN_TIMEOUT,
+        shutdown_timeout: SHUTDOWN_MARGIN_SECS,
         tls,
         on_connect: crate::sockjs::on_connect,
     };

@@ -7,6 +7,13 @@
 //! the close code to answer with: 1002 for a protocol error, 1009 for a message
 //! over the limit, 1007 for text that is not UTF-8, 1000 when the client
 //! closed. After it the caller stops reading.
+//!
+//! The size limit is applied to a frame's *header*: actix-http's codec only
+//! compares a frame's length with its `max_size` once the whole payload has
+//! arrived, so a client announcing 2^40 bytes and streaming data made the proxy
+//! buffer gigabytes (1.5 GB after 2 s). [`MessageReader::next_event`] reads the
+//! announced length first and answers 1009 before buffering any payload; at
+//! most one read chunk is ever held beyond the limit.
 
 use actix_codec::Decoder;
 use actix_http::ws::{CloseCode, Codec, Frame, Item, ProtocolError};
@@ -52,6 +59,15 @@ impl MessageReader {
     /// The next event in the bytes fed so far, or `None` until more arrive.
     pub fn next_event(&mut self) -> Option<Incoming> {
         loop {
+            if let Some(announced) = announced_length(&self.buf) {
+                let held = self.fragments.as_ref().map_or(0, |f| f.len() as u64);
+                if announced.saturating_add(held) > self.max_message_bytes as u64 {
+                    log::debug!("websocket: a frame announces {announced} bytes, over the limit");
+                    self.buf = BytesMut::new();
+                    self.fragments = None;
+                    return Some(Incoming::Close(CloseCode::Size));
+                }
+            }
             let frame = match self.codec.decode(&mut self.buf) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return None,
@@ -114,6 +130,21 @@ impl MessageReader {
     }
 }
 
+/// The payload length a frame's header announces, once the header's length
+/// field has arrived (RFC 6455 section 5.2: 7 bits, or 126 and 16 bits, or
+/// 127 and 64 bits).
+fn announced_length(buf: &[u8]) -> Option<u64> {
+    let len = *buf.get(1)? & 0x7f;
+    match len {
+        126 => Some(u64::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]))),
+        127 => {
+            let bytes: [u8; 8] = buf.get(2..10)?.try_into().ok()?;
+            Some(u64::from_be_bytes(bytes))
+        }
+        n => Some(u64::from(n)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +178,38 @@ mod tests {
                 Incoming::Ping(Bytes::from_static(b"p"))
             ]
         );
+    }
+
+    #[test]
+    fn a_header_over_the_limit_closes_before_its_payload_arrives() {
+        // A text frame announcing 2^40 bytes, masked, with only 3 bytes of
+        // payload sent: the reader answers 1009 at once and holds nothing.
+        let mut header = vec![0x81, 0xff];
+        header.extend_from_slice(&(1u64 << 40).to_be_bytes());
+        header.extend_from_slice(&[1, 2, 3, 4, b'a', b'b', b'c']);
+        for split in 1..header.len() {
+            let mut reader = MessageReader::new(1 << 20);
+            reader.feed(&header[..split]);
+            let event = reader.next_event().or_else(|| {
+                reader.feed(&header[split..]);
+                reader.next_event()
+            });
+            assert_eq!(
+                event,
+                Some(Incoming::Close(CloseCode::Size)),
+                "split {split}"
+            );
+            assert!(reader.buf.is_empty());
+        }
+        // 16-bit lengths too, and fragments count what they already hold.
+        let mut reader = MessageReader::new(1000);
+        reader.feed(&[0x81, 0xfe, 0x03, 0xe9]);
+        assert_eq!(reader.next_event(), Some(Incoming::Close(CloseCode::Size)));
+        let mut reader = MessageReader::new(10);
+        reader.feed(&frame(OpCode::Text, false, &[b'x'; 6]));
+        assert_eq!(reader.next_event(), None);
+        reader.feed(&[0x80, 0x85]);
+        assert_eq!(reader.next_event(), Some(Incoming::Close(CloseCode::Size)));
     }
 
     #[test]

@@ -7,11 +7,16 @@
 //! no libzmq I/O thread between them and the kernel. Other endpoints, scale-out
 //! mode and `--zmq-engine libzmq` use libzmq through tmq.
 //!
-//! Either way each socket is owned by one task: the *writer* drains a bounded
+//! Either way each socket is owned by one task: the *writer* drains the
 //! channel of events into PUSH, the *reader* turns PULL messages into calls on
 //! session handles. A backend that is down or slow stalls only the writer;
-//! sessions never wait on 0MQ, and what does not fit the channel is dropped,
-//! counted and logged.
+//! sessions never wait on 0MQ. The channel is bounded in bytes by the
+//! service's [`Budget`] (`backend_queue_bytes`, 64 MiB by default): each
+//! client message holds its share until the writer has handed it to a
+//! backend connection, and while the budget is spent the transports hold
+//! their clients back (see `sockjs::budget`) rather than drop anything.
+//! Connect and disconnect events never wait; beyond the budget's headroom
+//! they are dropped, counted and logged.
 
 pub mod frame;
 pub mod peer;
@@ -26,11 +31,16 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use crate::sockjs::budget::{Budget, Held, MESSAGE_OVERHEAD};
 use crate::sockjs::{Application, SessionHandle, SessionKey};
 use frame::Event;
 
-/// Events that wait for the PUSH socket before new ones are dropped.
-pub const EVENT_QUEUE: usize = 65_536;
+/// An event on its way to the PUSH socket, with the budget bytes it holds
+/// until the writer is done with it.
+pub(crate) struct Queued {
+    pub event: Event,
+    _held: Held,
+}
 /// 0MQ's own send/receive queue bound, in messages.
 const HWM: i32 = 100_000;
 /// Messages the PULL reader takes per readiness of its socket.
@@ -99,7 +109,10 @@ pub struct Stats {
 pub struct Backend {
     name: String,
     sessions: Mutex<HashMap<SessionKey, SessionHandle>>,
-    events: mpsc::Sender<Event>,
+    events: mpsc::UnboundedSender<Queued>,
+    budget: Arc<Budget>,
+    /// Events in the channel (the writer takes them off).
+    queued: Arc<AtomicUsize>,
     /// The writer holds events it took from the queue but has not yet handed
     /// to 0MQ.
     writer_busy: Arc<AtomicBool>,
@@ -114,7 +127,25 @@ pub struct Backend {
 pub struct Sockets {
     push: Bound,
     pull: Bound,
-    queue: mpsc::Receiver<Event>,
+    queue: EventQueue,
+}
+
+/// The writer's end of the event channel.
+pub(crate) struct EventQueue {
+    rx: mpsc::UnboundedReceiver<Queued>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl EventQueue {
+    pub(crate) async fn recv(&mut self) -> Option<Queued> {
+        let q = self.rx.recv().await?;
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        Some(q)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
 }
 
 /// A bound (or, in scale-out mode, connected) socket of either engine.
@@ -132,6 +163,7 @@ impl Backend {
         pull: &str,
         name: &str,
         engine: Engine,
+        queue_bytes: usize,
     ) -> Result<(Arc<Backend>, Sockets), BackendError> {
         let bind = |kind: &'static str, socket_type, endpoint: &str, hwm: i32, linger: i32| {
             let native = match engine {
@@ -163,7 +195,7 @@ impl Backend {
         };
         let push_socket = bind("PUSH", zmq::PUSH, push, HWM, LINGER_MS)?;
         let pull_socket = bind("PULL", zmq::PULL, pull, HWM, 0)?;
-        let (backend, queue) = Backend::new(name, None);
+        let (backend, queue) = Backend::new(name, None, queue_bytes);
         let engine = |b: &Bound| match b {
             Bound::Zmq(_) => "libzmq",
             Bound::Native(_) => "native",
@@ -187,8 +219,14 @@ impl Backend {
     fn new(
         name: &str,
         scale: Option<Arc<topology::ScaleOut>>,
-    ) -> (Arc<Backend>, mpsc::Receiver<Event>) {
-        let (events, queue) = mpsc::channel(EVENT_QUEUE);
+        queue_bytes: usize,
+    ) -> (Arc<Backend>, EventQueue) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let queue = EventQueue {
+            rx,
+            queued: queued.clone(),
+        };
         let backend = Arc::new(Backend {
             name: if name.is_empty() {
                 "/".to_string()
@@ -197,6 +235,8 @@ impl Backend {
             },
             sessions: Mutex::default(),
             events,
+            budget: Budget::new(queue_bytes),
+            queued,
             writer_busy: Arc::default(),
             unflushed: Arc::default(),
             stats: Stats::default(),
@@ -275,17 +315,28 @@ impl Backend {
         Ok(())
     }
 
-    fn send_event(&self, event: Event) {
-        if let Err(e) = self.events.try_send(event) {
-            let n = self.stats.events_dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            let what = match e {
-                mpsc::error::TrySendError::Full(_) => "backend queue full",
-                mpsc::error::TrySendError::Closed(_) => "backend writer stopped",
-            };
-            static DROPPED: crate::ratelog::Throttle =
-                crate::ratelog::Throttle::new("backend events dropped");
-            DROPPED.warn(format_args!("service {}: {what} ({n} so far)", self.name));
+    /// Queues a connect or disconnect: never waits; refused only beyond the
+    /// budget's headroom.
+    fn send_control(&self, event: Event) {
+        match self.budget.try_hold(MESSAGE_OVERHEAD) {
+            Some(held) => self.send_event(event, held),
+            None => self.drop_event("backend queue full"),
         }
+    }
+
+    fn send_event(&self, event: Event, held: Held) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if self.events.send(Queued { event, _held: held }).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.drop_event("backend writer stopped");
+        }
+    }
+
+    fn drop_event(&self, what: &str) {
+        let n = self.stats.events_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        static DROPPED: crate::ratelog::Throttle =
+            crate::ratelog::Throttle::new("backend events dropped");
+        DROPPED.warn(format_args!("service {}: {what} ({n} so far)", self.name));
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, SessionHandle>> {
@@ -306,7 +357,17 @@ impl Backend {
 
     /// Events waiting for the PUSH socket.
     pub fn queue_depth(&self) -> usize {
-        EVENT_QUEUE - self.events.capacity()
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// The bytes of client messages held for the backend, and the budget.
+    pub fn queue_bytes(&self) -> (usize, usize) {
+        (self.budget.used(), self.budget.capacity())
+    }
+
+    /// How many times clients were held back because the budget was spent.
+    pub fn backpressure_waits(&self) -> u64 {
+        self.budget.waits()
     }
 
     /// Whether every event so far has been handed to 0MQ.
@@ -335,15 +396,19 @@ impl Backend {
 impl Application for Backend {
     fn on_open(&self, key: SessionKey, handle: SessionHandle) {
         self.sessions().insert(key, handle);
-        self.send_event(Event::Connect(key));
+        self.send_control(Event::Connect(key));
     }
 
-    fn on_message(&self, key: SessionKey, message: String) {
-        self.send_event(Event::Message(key, message));
+    fn on_message(&self, key: SessionKey, message: String, held: Held) {
+        self.send_event(Event::Message(key, message), held);
+    }
+
+    fn budget(&self) -> Option<Arc<Budget>> {
+        Some(self.budget.clone())
     }
 
     fn on_close(&self, key: SessionKey) {
         self.sessions().remove(&key);
-        self.send_event(Event::Disconnect(key));
+        self.send_control(Event::Disconnect(key));
     }
 }

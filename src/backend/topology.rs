@@ -180,6 +180,7 @@ impl Backend {
         pull: &str,
         name: &str,
         scale: Arc<ScaleOut>,
+        queue_bytes: usize,
     ) -> Result<(Arc<Backend>, Sockets), BackendError> {
         let connect = |kind: &'static str, socket_type, endpoint: &str| {
             let endpoint = connect_endpoint(endpoint);
@@ -204,7 +205,7 @@ impl Backend {
         };
         let push_socket = connect("PUSH", zmq::PUSH, push)?;
         let dealer = connect("DEALER", zmq::DEALER, pull)?;
-        let (backend, queue) = Backend::new(name, Some(scale.clone()));
+        let (backend, queue) = Backend::new(name, Some(scale.clone()), queue_bytes);
         log::info!(
             "service {}: instance {}, PUSH connected to {}, DEALER connected to {}",
             backend.name,

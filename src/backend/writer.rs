@@ -14,9 +14,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt};
 use tmq::AsZmqSocket;
-use tokio::sync::mpsc;
 
-use super::frame::Event;
+use super::EventQueue;
 use super::topology::ScaleOut;
 
 /// How long the writer waits for 0MQ before it reports a stall.
@@ -24,7 +23,7 @@ const STALL_REPORT: Duration = Duration::from_secs(5);
 
 pub async fn write_events(
     mut push: tmq::push::Push,
-    mut queue: mpsc::Receiver<Event>,
+    mut queue: EventQueue,
     busy: Arc<AtomicBool>,
     name: String,
     scale: Option<Arc<ScaleOut>>,
@@ -45,11 +44,11 @@ pub async fn write_events(
             },
             None => queue.recv().await,
         };
-        let Some(event) = event else { break };
+        let Some(queued) = event else { break };
         busy.store(true, Ordering::Release);
         let frames = match &scale {
-            Some(scale) => scale.event_frames(event),
-            None => event.into_frames(),
+            Some(scale) => scale.event_frames(queued.event),
+            None => queued.event.into_frames(),
         };
         send(&mut push, frames, &queue, &name).await;
         busy.store(false, Ordering::Release);
@@ -61,11 +60,12 @@ pub async fn write_events(
 /// task has taken every event queued so far.
 pub async fn write_native(
     push: super::zmtp::push::Push,
-    mut queue: mpsc::Receiver<Event>,
+    mut queue: EventQueue,
     busy: Arc<AtomicBool>,
     name: String,
 ) {
-    while let Some(event) = queue.recv().await {
+    while let Some(queued) = queue.recv().await {
+        let event = &queued.event;
         busy.store(true, Ordering::Release);
         while !event.with_frames(|frames| push.try_send(&frames)) {
             let why = match push.peer_count() {
@@ -87,12 +87,7 @@ pub async fn write_native(
 }
 
 /// Hands one message to 0MQ.
-async fn send(
-    push: &mut tmq::push::Push,
-    frames: [Bytes; 3],
-    queue: &mpsc::Receiver<Event>,
-    name: &str,
-) {
+async fn send(push: &mut tmq::push::Push, frames: [Bytes; 3], queue: &EventQueue, name: &str) {
     // Fast path: 0MQ takes the message at once, with no readiness check (each
     // check costs 0MQ a poll of its own mailbox).
     match push
@@ -115,7 +110,7 @@ async fn send(
 
 /// Waits until 0MQ takes the message tmq holds, reporting every
 /// [`STALL_REPORT`] while it does not.
-async fn flush(push: &mut tmq::push::Push, queue: &mpsc::Receiver<Event>, name: &str) {
+async fn flush(push: &mut tmq::push::Push, queue: &EventQueue, name: &str) {
     loop {
         let done = std::future::poll_fn(|cx| {
             Sink::<tmq::Multipart>::poll_flush(std::pin::Pin::new(&mut *push), cx)

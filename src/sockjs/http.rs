@@ -115,29 +115,47 @@ pub enum BodyError {
     TooLarge(usize),
     #[error("request body broken: {0}")]
     Broken(String),
+    #[error("request body not complete within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
-/// Reads a request body, refusing one over `limit` bytes as soon as it passes it.
-pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, BodyError> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge(limit));
+/// Reads a request body, refusing one over `options.max_message_bytes` as
+/// soon as it passes it, and one that has not fully arrived within
+/// `options.body_timeout` (a client announcing 100,000 bytes and sending 4
+/// would otherwise hold its connection, and a descriptor, for ever).
+pub async fn read_body(mut payload: web::Payload, options: &Options) -> Result<Bytes, BodyError> {
+    let limit = options.max_message_bytes;
+    let read = async {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(BodyError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
+        Ok(body.freeze())
+    };
+    tokio::time::timeout(options.body_timeout, read)
+        .await
+        .unwrap_or(Err(BodyError::Timeout(options.body_timeout)))
 }
 
-/// `413` for a body over the limit, `400` for a broken one.
+/// `413` for a body over the limit, `400` for a broken one, `408` for one too
+/// slow; the connection is closed after the last two.
 pub fn body_error(req: &HttpRequest, err: &BodyError) -> HttpResponse {
     let status = match err {
         BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         BodyError::Broken(_) => StatusCode::BAD_REQUEST,
+        BodyError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
     };
-    log::warn!("{} {}: {err}", req.method(), req.path());
+    static REFUSED: crate::ratelog::Throttle =
+        crate::ratelog::Throttle::new("request bodies refused");
+    REFUSED.warn(format_args!("{} {}: {err}", req.method(), req.path()));
     let mut res = cors(req, status);
+    if !matches!(err, BodyError::TooLarge(_)) {
+        res.force_close();
+    }
     no_cache(&mut res).content_type(PLAIN).body(err.to_string())
 }
 

@@ -13,11 +13,13 @@
 //! Data flows one way in each direction: transport → session → application, and
 //! application → [`SessionHandle`] → session → receiver → transport.
 
+pub mod budget;
 pub mod frame;
 mod http;
 mod liveness;
 pub mod metrics;
 mod pages;
+pub mod per_address;
 mod queue;
 mod receiver;
 mod registry;
@@ -51,10 +53,21 @@ pub struct Options {
     pub disconnect_delay: Duration,
     /// Outgoing messages a session holds while no receiver takes them.
     pub max_queue: usize,
+    /// Bytes of outgoing messages a session holds (beside `max_queue`
+    /// messages) while no receiver takes them; one message always fits.
+    pub max_queue_bytes: usize,
     /// Largest client message or request body accepted, in bytes.
     pub max_message_bytes: usize,
+    /// Most messages in one `xhr_send` or `jsonp_send` body.
+    pub max_messages_per_send: usize,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
     /// Sessions this service holds at once; new ones beyond get 503.
     pub max_sessions: usize,
+    /// Sessions one client address holds at once (0: no limit); beyond, 429.
+    pub max_sessions_per_address: usize,
+    /// New sessions one client address opens per second (0: no limit).
+    pub new_sessions_per_second: usize,
     /// What `/info` reports as `origins`.
     pub origins: Vec<String>,
     /// Where the iframe page loads sockjs-client from.
@@ -92,8 +105,13 @@ impl Default for Options {
             heartbeat_delay: Duration::from_secs(25),
             disconnect_delay: Duration::from_secs(5),
             max_queue: 1024,
+            max_queue_bytes: 1024 * 1024,
             max_message_bytes: 1024 * 1024,
+            max_messages_per_send: 10_000,
+            body_timeout: Duration::from_secs(10),
             max_sessions: 100_000,
+            max_sessions_per_address: 10_000,
+            new_sessions_per_second: 0,
             origins: vec!["*:*".to_string()],
             sockjs_url: crate::config::CDN_SOCKJS_URL.to_string(),
             allow_origins: Vec::new(),
@@ -127,10 +145,16 @@ impl std::fmt::Display for SessionKey {
 pub trait Application: Send + Sync + 'static {
     /// A session opened; `handle` sends to it until [`Application::on_close`].
     fn on_open(&self, key: SessionKey, handle: SessionHandle);
-    /// The client sent one message.
-    fn on_message(&self, key: SessionKey, message: String);
+    /// The client sent one message. `held` is its share of the application's
+    /// [`budget::Budget`]: keep it until done with the message.
+    fn on_message(&self, key: SessionKey, message: String, held: budget::Held);
     /// The session closed, for whatever reason. Called exactly once per open.
     fn on_close(&self, key: SessionKey);
+    /// The bytes of client messages this application holds at most; clients
+    /// wait while it is spent (see [`budget`]). `None`: no bound.
+    fn budget(&self) -> Option<Arc<budget::Budget>> {
+        None
+    }
 }
 
 /// The application's way to reach one session.
@@ -158,13 +182,22 @@ pub struct Service {
     pub app: Arc<dyn Application>,
     registry: Arc<registry::Registry>,
     pub metrics: Arc<metrics::Metrics>,
+    /// The application's budget for client messages, asked once.
+    budget: Option<Arc<budget::Budget>>,
+    /// What each client address holds (see [`per_address`]).
+    addresses: Arc<per_address::AddressLimits>,
 }
 
 impl Service {
     pub fn new(prefix: String, options: Options, app: Arc<dyn Application>) -> Service {
         Service {
             prefix,
+            addresses: per_address::AddressLimits::new(
+                options.max_sessions_per_address,
+                options.new_sessions_per_second,
+            ),
             options,
+            budget: app.budget(),
             app,
             registry: Arc::default(),
             metrics: Arc::default(),

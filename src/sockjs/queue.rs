@@ -26,6 +26,11 @@ pub enum Refused {
 struct State {
     frames: VecDeque<Bytes>,
     capacity: usize,
+    /// Bytes in `frames`, for the session's byte budget.
+    bytes: usize,
+    /// A websocket close frame is queued: RFC 6455 allows one per side, and
+    /// nothing after it.
+    finished: bool,
     senders: usize,
     body_alive: bool,
     /// The body, waiting for a frame.
@@ -45,6 +50,8 @@ pub fn queue(capacity: usize) -> (Sender, Queue) {
     let state = Arc::new(Mutex::new(State {
         frames: VecDeque::new(),
         capacity,
+        bytes: 0,
+        finished: false,
         senders: 1,
         body_alive: true,
         body: None,
@@ -64,10 +71,35 @@ impl Sender {
     /// then, and under the lock, so that no other sender can take the slot in
     /// between. An empty frame is not queued. Returns the bytes queued.
     pub fn send_with(&self, encode: impl FnOnce() -> Bytes) -> Result<usize, Refused> {
+        self.send(encode, false)
+    }
+
+    /// Queues the frame that ends the connection (a websocket close), unless
+    /// one already is: whoever starts the closing handshake, one close frame
+    /// goes out. Returns 0 when one was queued before.
+    pub fn send_last_with(&self, encode: impl FnOnce() -> Bytes) -> Result<usize, Refused> {
+        self.send(encode, true)
+    }
+
+    fn send(&self, encode: impl FnOnce() -> Bytes, last: bool) -> Result<usize, Refused> {
         let waker = {
             let mut s = lock(&self.0);
             if !s.body_alive {
                 return Err(Refused::Closed);
+            }
+            if s.finished {
+                return if last { Ok(0) } else { Err(Refused::Closed) };
+            }
+            if last {
+                // A close is never refused for room: it is the last frame,
+                // and the body ends after it.
+                let bytes = encode();
+                let len = bytes.len();
+                s.finished = true;
+                s.bytes += len;
+                s.frames.push_back(bytes);
+                drop(s);
+                return self.wake_body(len);
             }
             if s.frames.len() >= s.capacity {
                 return Err(Refused::Full);
@@ -77,13 +109,24 @@ impl Sender {
             if len == 0 {
                 return Ok(0);
             }
+            s.bytes += len;
             s.frames.push_back(bytes);
-            (s.body.take(), len)
+            len
         };
-        if let Some(w) = waker.0 {
+        self.wake_body(waker)
+    }
+
+    fn wake_body(&self, len: usize) -> Result<usize, Refused> {
+        let body = lock(&self.0).body.take();
+        if let Some(w) = body {
             w.wake();
         }
-        Ok(waker.1)
+        Ok(len)
+    }
+
+    /// Bytes queued and not yet taken by the body.
+    pub fn queued_bytes(&self) -> usize {
+        lock(&self.0).bytes
     }
 
     pub fn try_send(&self, bytes: Bytes) -> Result<(), Refused> {
@@ -142,6 +185,7 @@ impl Queue {
             let mut s = lock(&self.0);
             match s.frames.pop_front() {
                 Some(frame) => {
+                    s.bytes -= frame.len();
                     if s.frames.is_empty() {
                         // Idle sessions keep no slot storage.
                         s.frames = VecDeque::new();
@@ -166,6 +210,7 @@ impl Drop for Queue {
             let mut s = lock(&self.0);
             s.body_alive = false;
             s.frames = VecDeque::new();
+            s.bytes = 0;
             std::mem::take(&mut s.room)
         };
         room.into_iter().for_each(Waker::wake);
@@ -216,6 +261,24 @@ mod tests {
         drop(rx);
         assert!(tx.is_closed());
         assert_eq!(tx.try_send(Bytes::from("x")), Err(Refused::Closed));
+    }
+
+    #[test]
+    fn one_close_frame_and_nothing_after_it() {
+        let (tx, mut rx) = queue(1);
+        tx.try_send(Bytes::from("a")).unwrap();
+        assert_eq!(tx.queued_bytes(), 1);
+        // A close goes in even when the queue is full...
+        assert_eq!(tx.send_last_with(|| Bytes::from("close1")), Ok(6));
+        // ...once: a second close (the reader answering the client's) is
+        // not queued, and data after a close is refused.
+        assert_eq!(tx.send_last_with(|| Bytes::from("close2")), Ok(0));
+        assert_eq!(tx.try_send(Bytes::from("b")), Err(Refused::Closed));
+        assert_eq!(tx.queued_bytes(), 7);
+        assert_eq!(recv(&mut rx), Poll::Ready(Some(Bytes::from("a"))));
+        assert_eq!(recv(&mut rx), Poll::Ready(Some(Bytes::from("close1"))));
+        assert_eq!(recv(&mut rx), Poll::Pending);
+        assert_eq!(tx.queued_bytes(), 0);
     }
 
     #[tokio::test]

@@ -129,7 +129,14 @@ impl Receiver {
 
     /// Writes one frame, wrapped for this transport.
     pub fn write(&mut self, frame: &Frame<'_>) -> Written {
-        let sent = match self.tx.send_with(|| self.encode(frame)) {
+        let closes_websocket = matches!(frame, Frame::Close { .. })
+            && matches!(self.encoding, Encoding::WebSocket | Encoding::RawWebSocket);
+        let encode = || self.encode(frame);
+        let sent = match if closes_websocket {
+            self.tx.send_last_with(encode)
+        } else {
+            self.tx.send_with(encode)
+        } {
             Ok(sent) => sent,
             Err(Refused::Full) => return Written::Full,
             Err(Refused::Closed) => return Written::Gone,
@@ -156,7 +163,9 @@ impl Receiver {
             }
             Encoding::EventSource => {
                 text.push_str("data: ");
-                frame.write_to(&mut text);
+                let mut data = String::new();
+                frame.write_to(&mut data);
+                escape_event_data(&data, &mut text);
                 text.push_str("\r\n\r\n");
             }
             Encoding::HtmlFile => {
@@ -226,6 +235,29 @@ impl Receiver {
     }
 }
 
+/// An eventsource event's data as sockjs-node writes it: `%`, CR, LF and NUL
+/// percent-escaped. sockjs-client calls `decodeURI` on every event's data,
+/// so a raw `%` would throw "URI malformed" and stall the session, and a raw
+/// line break would end the event early.
+fn escape_event_data(data: &str, out: &mut String) {
+    for c in data.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '\r' => out.push_str("%0D"),
+            '\n' => out.push_str("%0A"),
+            '\0' => out.push_str("%00"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The size a receiver's queue holds now (for the session's byte budget).
+impl Receiver {
+    pub fn queued_bytes(&self) -> usize {
+        self.tx.queued_bytes()
+    }
+}
+
 /// The response body of a receiver. Dropping it (the client went away, or the
 /// response completed) tells the session, which ignores it for receivers it
 /// already let go.
@@ -273,6 +305,17 @@ mod tests {
         let html = encoded(Encoding::HtmlFile, &Frame::Messages(&messages));
         assert_eq!(html.matches("</script>").count(), 1, "{html}");
         assert!(html.contains(r"\u003c/script>"), "{html}");
+    }
+
+    #[test]
+    fn eventsource_data_escapes_percent_and_line_breaks_as_sockjs_node() {
+        let messages = vec!["100% \r\n\0 %25".to_string()];
+        let event = encoded(Encoding::EventSource, &Frame::Messages(&messages));
+        // JSON already escapes CR, LF and NUL; `%` is what decodeURI needs.
+        assert_eq!(event, "data: a[\"100%25 \\r\\n\\u0000 %2525\"]\r\n\r\n");
+        let mut out = String::new();
+        escape_event_data("%\r\n\0x", &mut out);
+        assert_eq!(out, "%25%0D%0A%00x");
     }
 
     #[test]

@@ -14,8 +14,10 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::budget::Held;
 use super::frame::Frame;
 use super::metrics::{DropReason, Metrics, Transport};
+use super::per_address::Slot;
 use super::receiver::{Kind, Receiver, Written};
 use super::registry::Registry;
 use super::{Application, Service, SessionHandle, SessionKey};
@@ -49,6 +51,7 @@ struct Timing {
     heartbeat_delay: Duration,
     disconnect_delay: Duration,
     max_queue: usize,
+    max_queue_bytes: usize,
     poll_batch: Duration,
 }
 
@@ -73,6 +76,8 @@ pub struct Session {
     state: State,
     /// Messages waiting for a receiver, oldest first.
     pending: VecDeque<String>,
+    /// Bytes of the messages in `pending`.
+    pending_bytes: usize,
     receiver: Option<Receiver>,
     /// A wait for room in the receiver's channel is under way.
     waiting_for_room: bool,
@@ -80,6 +85,8 @@ pub struct Session {
     expiry: Option<SpawnHandle>,
     /// Whether the application was told of the close.
     app_told_closed: bool,
+    /// This session's place in its client address's count; dropped with it.
+    _slot: Option<Slot>,
 }
 
 impl Session {
@@ -87,6 +94,7 @@ impl Session {
         service: &Service,
         transport: Transport,
         registration: Option<Registration>,
+        slot: Option<Slot>,
     ) -> Session {
         service.metrics.session_opened(transport);
         let options = &service.options;
@@ -97,6 +105,7 @@ impl Session {
                 heartbeat_delay: options.heartbeat_delay,
                 disconnect_delay: options.disconnect_delay,
                 max_queue: options.max_queue,
+                max_queue_bytes: options.max_queue_bytes,
                 poll_batch: options.poll_batch,
             },
             registration,
@@ -104,11 +113,13 @@ impl Session {
             transport,
             state: State::New,
             pending: VecDeque::new(),
+            pending_bytes: 0,
             receiver: None,
             waiting_for_room: false,
             poll_batch: PollBatch::Idle,
             expiry: None,
             app_told_closed: false,
+            _slot: slot,
         }
     }
 
@@ -140,6 +151,7 @@ impl Session {
                         Metrics::add(&self.metrics.messages_out, batch.len());
                         Metrics::add(&self.metrics.bytes_out, batch.iter().map(String::len).sum());
                         self.pending.clear();
+                        self.pending_bytes = 0;
                         self.poll_batch = PollBatch::Idle;
                     }
                     w
@@ -345,12 +357,12 @@ impl Handler<Detached> for Session {
 /// Messages the client sent.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct FromClient(pub Vec<String>);
+pub struct FromClient(pub Vec<String>, pub Held);
 
 impl Handler<FromClient> for Session {
     type Result = ();
 
-    fn handle(&mut self, FromClient(messages): FromClient, _: &mut Context<Self>) {
+    fn handle(&mut self, FromClient(messages, mut held): FromClient, _: &mut Context<Self>) {
         if self.state != State::Open {
             log::debug!(
                 "session {}: {} client messages after close, dropped",
@@ -362,7 +374,8 @@ impl Handler<FromClient> for Session {
         Metrics::add(&self.metrics.messages_in, messages.len());
         for m in messages {
             Metrics::add(&self.metrics.bytes_in, m.len());
-            self.app.on_message(self.key, m);
+            let share = held.split(m.len() + super::budget::MESSAGE_OVERHEAD);
+            self.app.on_message(self.key, m, share);
         }
     }
 }
@@ -383,18 +396,25 @@ impl Handler<Deliver> for Session {
             CLOSED.warn(format_args!("session {}", self.key));
             return;
         }
-        if self.pending.len() >= self.timing.max_queue {
+        let held = self.pending_bytes + self.receiver.as_ref().map_or(0, Receiver::queued_bytes);
+        let over_count = self.pending.len() >= self.timing.max_queue;
+        // One message always fits an empty queue, however large.
+        let over_bytes = held > 0 && held + message.len() > self.timing.max_queue_bytes;
+        if over_count || over_bytes {
             self.metrics.count_drop(DropReason::QueueFull);
-            log::warn!(
-                "session {}: outgoing queue full ({} messages): closing it",
+            static FULL: crate::ratelog::Throttle =
+                crate::ratelog::Throttle::new("sessions closed, outgoing queue full");
+            FULL.warn(format_args!(
+                "session {}: {} messages, {held} bytes held for a client not reading",
                 self.key,
-                self.timing.max_queue
-            );
+                self.pending.len()
+            ));
             // A client that cannot keep up is told so rather than silently
             // missing messages in the middle of the stream.
             self.close(ctx, 3001, "Outgoing queue full".into());
             return;
         }
+        self.pending_bytes += message.len();
         self.pending.push_back(message);
         self.flush(ctx);
     }

@@ -42,7 +42,7 @@ pub async fn jsonp_send(
     if req.method() != Method::POST {
         return http::method_not_allowed("POST");
     }
-    let body = match http::read_body(payload, service.options.max_message_bytes).await {
+    let body = match http::read_body(payload, &service.options).await {
         Ok(body) => body,
         Err(e) => return http::body_error(&req, &e),
     };

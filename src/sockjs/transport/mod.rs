@@ -19,10 +19,12 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
 
 use super::Service;
+use super::budget::reserve_for;
 use super::frame::{PayloadError, decode_messages};
 use super::http;
 use super::liveness::Peer;
 use super::metrics::{Metrics, Transport};
+use super::per_address::{Refusal, Slot};
 use super::receiver::{Encoding, Kind, Receiver, ReceiverBody};
 use super::session::{Attach, FromClient, Registration, Session};
 
@@ -31,31 +33,46 @@ use super::session::{Attach, FromClient, Registration, Session};
 pub enum OpenError {
     #[error("too many sessions ({0})")]
     TooManySessions(usize),
+    #[error(transparent)]
+    Address(#[from] Refusal),
     #[error("the session ended while the request joined it")]
     SessionEnded,
 }
 
 impl OpenError {
     pub fn response(&self) -> HttpResponse {
-        log::warn!("new session refused: {self}");
-        HttpResponse::ServiceUnavailable()
-            .content_type(http::PLAIN)
-            .body(self.to_string())
+        static REFUSED: crate::ratelog::Throttle =
+            crate::ratelog::Throttle::new("new sessions refused");
+        REFUSED.warn(format_args!("{self}"));
+        let mut res = match self {
+            OpenError::Address(_) => HttpResponse::TooManyRequests(),
+            _ => HttpResponse::ServiceUnavailable(),
+        };
+        res.content_type(http::PLAIN).body(self.to_string())
     }
 }
 
 /// Starts a session that no URL id names (websockets).
-pub fn start_session(service: &Service, transport: Transport) -> Result<Addr<Session>, OpenError> {
-    check_capacity(service)?;
-    Ok(Session::new(service, transport, None).start())
+pub fn start_session(
+    service: &Service,
+    req: &HttpRequest,
+    transport: Transport,
+) -> Result<Addr<Session>, OpenError> {
+    let slot = check_capacity(service, req)?;
+    Ok(Session::new(service, transport, None, slot).start())
 }
 
-fn check_capacity(service: &Service) -> Result<(), OpenError> {
+/// Whether the service, and the client's address, may open one more session.
+fn check_capacity(service: &Service, req: &HttpRequest) -> Result<Option<Slot>, OpenError> {
     if service.open_sessions() >= service.options.max_sessions {
         Metrics::add(&service.metrics.sessions_refused, 1);
         return Err(OpenError::TooManySessions(service.options.max_sessions));
     }
-    Ok(())
+    let address = http::client_address(req, &service.options.trusted_proxies);
+    service.addresses.admit(address).map_err(|e| {
+        Metrics::add(&service.metrics.sessions_refused, 1);
+        OpenError::from(e)
+    })
 }
 
 /// What a request that receives frames asks for.
@@ -106,12 +123,14 @@ async fn open_receiver(
     // round makes a new one.
     for _ in 0..2 {
         let addr = service.registry.get_or_create(id, || {
-            check_capacity(service)?;
+            let slot = check_capacity(service, req)?;
             let registration = Registration {
                 id: id.to_string(),
                 registry: service.registry.clone(),
             };
-            Ok(Session::new(service, spec.transport, Some(registration)).start())
+            Ok::<_, OpenError>(
+                Session::new(service, spec.transport, Some(registration), slot).start(),
+            )
         })?;
         let (mut receiver, mut body) =
             Receiver::new(spec.kind, spec.encoding.clone(), spec.prelude.clone());
@@ -131,12 +150,23 @@ pub enum SendError {
     NoSession,
     #[error(transparent)]
     Payload(#[from] PayloadError),
+    #[error("more than {0} messages in one request")]
+    TooMany(usize),
 }
 
 impl SendError {
     pub fn response(&self, req: &HttpRequest) -> HttpResponse {
         match self {
             SendError::NoSession => http::not_found(),
+            SendError::TooMany(_) => {
+                static TOO_MANY: crate::ratelog::Throttle =
+                    crate::ratelog::Throttle::new("requests with too many messages refused");
+                TOO_MANY.warn(format_args!("{} {}: {self}", req.method(), req.path()));
+                let mut res = http::cors(req, StatusCode::PAYLOAD_TOO_LARGE);
+                http::no_cache(&mut res)
+                    .content_type(http::PLAIN)
+                    .body(self.to_string())
+            }
             SendError::Payload(e) => {
                 log::warn!("{} {}: {e}", req.method(), req.path());
                 http::error_500(req, &e.to_string())
@@ -149,8 +179,14 @@ impl SendError {
 pub async fn send_to_session(service: &Service, id: &str, payload: &[u8]) -> Result<(), SendError> {
     let addr = service.registry.get(id).ok_or(SendError::NoSession)?;
     let messages = decode_messages(payload)?;
+    if messages.len() > service.options.max_messages_per_send {
+        return Err(SendError::TooMany(service.options.max_messages_per_send));
+    }
     if !messages.is_empty() {
-        addr.send(FromClient(messages))
+        // The answer waits for room in the application's budget: a client
+        // that floods is held back, not the other sessions.
+        let held = reserve_for(service.budget.as_ref(), &messages).await;
+        addr.send(FromClient(messages, held))
             .await
             .map_err(|_| SendError::NoSession)?;
     }

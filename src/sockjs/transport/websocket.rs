@@ -17,6 +17,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 
 use super::super::Service;
+use super::super::budget::{Budget, reserve_for};
 use super::super::frame::decode_messages;
 use super::super::http;
 use super::super::metrics::Transport;
@@ -79,7 +80,7 @@ pub async fn websocket(
         Framing::SockJs => (Encoding::WebSocket, Transport::Websocket),
         Framing::Raw => (Encoding::RawWebSocket, Transport::RawWebsocket),
     };
-    let addr = match start_session(&service, transport) {
+    let addr = match start_session(&service, &req, transport) {
         Ok(addr) => addr,
         Err(e) => return e.response(),
     };
@@ -89,7 +90,10 @@ pub async fn websocket(
     addr.do_send(Attach(receiver));
     let max = service.options.max_message_bytes;
     let ping = service.options.websocket_ping;
-    actix_web::rt::spawn(read_client(payload, addr, control, framing, max, ping));
+    let budget = service.budget.clone();
+    actix_web::rt::spawn(read_client(
+        payload, addr, control, framing, max, ping, budget,
+    ));
 
     HttpResponse::SwitchingProtocols()
         .upgrade("websocket")
@@ -106,6 +110,7 @@ async fn read_client(
     framing: Framing,
     max_message_bytes: usize,
     ping: Option<Duration>,
+    budget: Option<Arc<Budget>>,
 ) {
     let mut reader = MessageReader::new(max_message_bytes);
     let mut keepalive = Keepalive::new(ping);
@@ -152,7 +157,7 @@ async fn read_client(
                     }
                 },
             };
-            if !messages.is_empty() && !deliver(&session, messages).await {
+            if !messages.is_empty() && !deliver(&session, budget.as_ref(), messages).await {
                 break 'read;
             }
         }
@@ -160,11 +165,17 @@ async fn read_client(
     session.do_send(ClientGone);
 }
 
-/// Hands client messages to the session. The mailbox is bounded: when it is
-/// full the reader waits, which stops reading the socket and so pushes back on
-/// the client, instead of buffering without end. False when the session is gone.
-pub async fn deliver(session: &Addr<Session>, messages: Vec<String>) -> bool {
-    match session.try_send(FromClient(messages)) {
+/// Hands client messages to the session once the application's budget has
+/// room for them. Both waits (for the budget, and for the session's bounded
+/// mailbox) stop reading the socket and so push back on the client, instead
+/// of buffering without end or dropping. False when the session is gone.
+pub async fn deliver(
+    session: &Addr<Session>,
+    budget: Option<&Arc<Budget>>,
+    messages: Vec<String>,
+) -> bool {
+    let held = reserve_for(budget, &messages).await;
+    match session.try_send(FromClient(messages, held)) {
         Ok(()) => true,
         Err(actix::prelude::SendError::Full(msg)) => session.send(msg).await.is_ok(),
         Err(actix::prelude::SendError::Closed(_)) => false,
@@ -229,5 +240,5 @@ fn send_close(control: &Sender, code: CloseCode) {
         }),
         false,
     );
-    let _ = control.try_send(out.freeze());
+    let _ = control.send_last_with(|| out.freeze());
 }

@@ -38,7 +38,7 @@ pub async fn xhr_send(
     match *req.method() {
         Method::OPTIONS => http::preflight(&req, "OPTIONS, POST"),
         Method::POST => {
-            let body = match http::read_body(payload, service.options.max_message_bytes).await {
+            let body = match http::read_body(payload, &service.options).await {
                 Ok(body) => body,
                 Err(e) => return http::body_error(&req, &e),
             };
