@@ -597,21 +597,24 @@ impl Healthy {
 }
 
 /// `n` SockJS websocket sessions, each sending one numbered message every
-/// `period` and waiting (up to `patience`) for its echo before the next, until
-/// `stop`. A message whose echo does not come within `patience` is lost.
+/// `period` until `stop`, whatever the echoes do, and reading every echo
+/// (each is checked against what was sent, and timed). After `stop`, each
+/// waits up to `drain` for the echoes still due: a message whose echo never
+/// comes is lost; a late one only shows in the round trips.
 pub async fn healthy_sessions(
     port: u16,
     prefix: &str,
     n: usize,
     period: Duration,
-    patience: Duration,
+    drain: Duration,
     stop: Stop,
 ) -> Healthy {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
     let tasks: Vec<_> = (0..n)
         .map(|i| {
             let (stop, prefix) = (stop.clone(), prefix.to_string());
             tokio::spawn(async move {
-                let mut out = Healthy::default();
                 let path = format!("{prefix}/000/{}/websocket", session_id("healthy"));
                 let mut ws = ws::connect(port, &path).await;
                 assert_eq!(
@@ -619,49 +622,75 @@ pub async fn healthy_sessions(
                     "o",
                     "healthy session {i} did not open"
                 );
-                let mut seq = 0u64;
-                let mut next = Instant::now();
-                'run: while !stop.fired() {
-                    let text = format!("healthy {i} {seq}");
-                    let sent_at = Instant::now();
-                    out.sent += 1;
-                    let send = futures_util::SinkExt::send(
-                        &mut ws,
-                        tokio_tungstenite::tungstenite::Message::Text(super::payload(&[&text])),
-                    );
-                    if tokio::time::timeout(patience, send).await.is_err() {
-                        break 'run;
-                    }
-                    let deadline = sent_at + patience;
-                    loop {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        match tokio::time::timeout(left, futures_util::StreamExt::next(&mut ws))
-                            .await
-                        {
-                            Err(_) => break,
-                            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(frame)))) => {
-                                if frame.starts_with('a') && super::messages(&frame).contains(&text)
-                                {
-                                    out.echoed += 1;
-                                    out.rtts.push(sent_at.elapsed());
-                                    break;
-                                }
-                                if frame.starts_with('c') {
-                                    out.broken += 1;
-                                    break 'run;
-                                }
-                            }
-                            Ok(Some(Ok(_))) => {}
-                            Ok(_) => {
-                                out.broken += 1;
-                                break 'run;
-                            }
+                let (mut sink, mut stream) = ws.split();
+                let sent_at = Arc::new(Mutex::new(Vec::<Instant>::new()));
+                let times = sent_at.clone();
+                let sender = tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(period);
+                    while !stop.fired() {
+                        if stop.until(tick.tick()).await.is_none() {
+                            break;
+                        }
+                        let seq = times.lock().unwrap().len();
+                        let text = super::payload(&[&format!("healthy {i} {seq}")]);
+                        times.lock().unwrap().push(Instant::now());
+                        if sink.send(Message::Text(text)).await.is_err() {
+                            break;
                         }
                     }
-                    seq += 1;
-                    next += period;
-                    tokio::time::sleep_until(next.into()).await;
+                    sink
+                });
+                let mut out = Healthy::default();
+                let mut echoed = HashSet::new();
+                let mut drain_until = None;
+                loop {
+                    if sender.is_finished() && drain_until.is_none() {
+                        drain_until = Some(Instant::now() + drain);
+                    }
+                    let due = sent_at.lock().unwrap().len();
+                    if drain_until.is_some() && echoed.len() >= due {
+                        break;
+                    }
+                    let wait = drain_until.map_or(Duration::from_millis(50), |d| {
+                        d.saturating_duration_since(Instant::now())
+                    });
+                    if wait.is_zero() {
+                        break;
+                    }
+                    let frame = match tokio::time::timeout(
+                        wait.min(Duration::from_millis(50)),
+                        stream.next(),
+                    )
+                    .await
+                    {
+                        Err(_) => continue,
+                        Ok(Some(Ok(Message::Text(frame)))) => frame,
+                        Ok(Some(Ok(_))) => continue,
+                        Ok(_) => {
+                            out.broken = 1;
+                            break;
+                        }
+                    };
+                    if frame.starts_with('c') {
+                        out.broken = 1;
+                        break;
+                    }
+                    if !frame.starts_with('a') {
+                        continue;
+                    }
+                    for m in super::messages(&frame) {
+                        let seq: usize = m
+                            .strip_prefix(&format!("healthy {i} "))
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or_else(|| panic!("session {i} got a foreign echo {m:?}"));
+                        let at = sent_at.lock().unwrap()[seq];
+                        assert!(echoed.insert(seq), "session {i}: echo {seq} came twice");
+                        out.rtts.push(at.elapsed());
+                    }
                 }
+                let _ = sender.await;
+                out.sent = sent_at.lock().unwrap().len() as u64;
+                out.echoed = echoed.len() as u64;
                 out
             })
         })
