@@ -248,7 +248,15 @@ pub struct Conn {
 
 impl Conn {
     pub async fn open(port: u16) -> std::io::Result<Conn> {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        Conn::open_from(port, [127, 0, 0, 1]).await
+    }
+
+    /// A connection to the proxy (on 127.0.0.1) from another loopback
+    /// address, which the proxy sees as another client.
+    pub async fn open_from(port: u16, source: [u8; 4]) -> std::io::Result<Conn> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind((source, 0).into())?;
+        let stream = socket.connect(([127, 0, 0, 1], port).into()).await?;
         stream.set_nodelay(true)?;
         Ok(Conn {
             stream,
