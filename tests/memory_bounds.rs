@@ -28,6 +28,7 @@ use common::attack::{self, MIB, Wire};
 use common::backend::Backend;
 use common::meter::{RSS_LIMIT_KIB, Stop, Watchdog};
 use common::{PREFIX, Proxy, bounded, http, ws};
+use tokio_tungstenite::tungstenite;
 
 /// How long each streaming attack runs at most.
 const ATTACK: Duration = Duration::from_secs(3);
@@ -269,6 +270,68 @@ async fn sessions_that_do_not_read_1_mib_messages_close_with_3001_within_the_mem
             };
             assert_eq!(last, r#"c[3001,"Outgoing queue full"]"#, "client {i}");
         }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn sessions_that_do_not_read_the_echoes_of_their_own_1_mib_messages_close_with_3001() {
+    let _serial = attack::one_at_a_time().await;
+    bounded(async {
+        const SESSIONS: usize = 100;
+        let proxy = Proxy::start().await;
+        let _echo = attack::ZmqEcho::start(&proxy.services[0]);
+        let mut probe =
+            ws::connect(proxy.http_port, &Proxy::session_path("probe", "websocket")).await;
+        assert_eq!(ws::text(&mut probe).await, "o");
+        ws::send(&mut probe, r#"["probe"]"#).await;
+        assert_eq!(ws::messages(&mut probe, 1).await, ["probe"]);
+        let mut clients = Vec::new();
+        for _ in 0..SESSIONS {
+            clients.push(small_window_websocket(proxy.http_port).await);
+        }
+        let message = String::from_utf8(attack::one_big_message(MIB - 16)).unwrap();
+        let stop = Stop::after(Duration::from_secs(6));
+        let dog = Watchdog::start(proxy.pid(), RSS_LIMIT_KIB, &stop);
+        let mut sent = 0;
+        while !stop.fired() {
+            for client in clients.iter_mut() {
+                let send = futures_util::SinkExt::send(
+                    client,
+                    tungstenite::Message::Text(message.clone()),
+                );
+                if let Some(Ok(Ok(()))) = stop
+                    .until(tokio::time::timeout(Duration::from_millis(200), send))
+                    .await
+                {
+                    sent += 1;
+                }
+            }
+            stop.until(tokio::time::sleep(Duration::from_millis(500)))
+                .await;
+        }
+        let name = "100 sessions not reading the echoes of their 1 MiB messages";
+        let cost = dog.finish(name);
+        eprintln!("{name}: clients sent {sent} MiB");
+        cost.assert_within_issue_bound(name);
+        let mut ends = std::collections::BTreeMap::<String, usize>::new();
+        for client in clients.iter_mut() {
+            let end = loop {
+                match tokio::time::timeout(Duration::from_secs(5), ws::next(client)).await {
+                    Err(_) => break "still open".to_string(),
+                    Ok(tungstenite::Message::Text(f)) if f.starts_with('c') => break f,
+                    Ok(tungstenite::Message::Close(_)) => break "close without c[...]".to_string(),
+                    Ok(_) => {}
+                }
+            };
+            *ends.entry(end).or_default() += 1;
+        }
+        eprintln!("{name}: sessions ended {ends:?}");
+        assert_eq!(
+            ends.get(r#"c[3001,"Outgoing queue full"]"#),
+            Some(&SESSIONS),
+            "{name}: {ends:?}"
+        );
     })
     .await
 }
