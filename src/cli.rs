@@ -191,6 +191,18 @@ pub struct Cli {
     )]
     pub bridge_timeout: f64,
 
+    /// Bytes of frames waiting for one bridge browser; beyond them published
+    /// messages are dropped and a reply closes the websocket (default 1 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::bridge::outbox::OUTBOX_BYTES as u64,
+          requires = "bridge", value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
+    pub bridge_outbox_bytes: u64,
+
+    /// Bytes of requests waiting for one bridge REP endpoint, all browsers
+    /// together; beyond them requests are refused (default 16 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::bridge::gateway::QUEUE_BYTES as u64,
+          requires = "bridge", value_parser = clap::value_parser!(u64).range(1024..=1 << 32))]
+    pub bridge_queue_bytes: u64,
+
     /// Seconds the --bridge-auth service has to answer; silence means "denied".
     #[arg(
         long,

@@ -14,6 +14,7 @@ pub(crate) mod ratelog;
 pub mod server;
 pub mod shutdown;
 pub mod sockjs;
+mod static_files;
 pub mod tls;
 pub mod upgrade;
 pub mod websocket_reader;

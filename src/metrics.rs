@@ -193,5 +193,6 @@ pub fn render(sources: &Sources) -> String {
             b.backpressure_waits()
         );
     }
+    crate::bridge::stats::render(&mut out);
     out
 }

@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use actix_files::{Files, NamedFile};
+use actix_files::NamedFile;
 use actix_web::{App, HttpServer, web};
 
 use crate::backend::{Backend, BackendError};
@@ -109,11 +109,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             );
         }
         for (url, dir) in &static_dirs {
-            app = app.service(
-                Files::new(url, dir)
-                    .index_file("index.html")
-                    .redirect_to_slash_directory(),
-            );
+            app = app.service(crate::static_files::service(url, dir));
         }
         if let Some(bridge) = &bridge {
             // Bridge mode: its websocket and client script.

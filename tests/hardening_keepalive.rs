@@ -9,9 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::backend::Backend;
+use common::raw_ws::RawWs;
 use common::{Proxy, bounded, ws};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 const PING_MS: u64 = 200;
@@ -50,69 +49,13 @@ async fn client_answering_pings_stays_open_past_several_intervals() {
     .await
 }
 
-/// A websocket client by hand: handshake, then it reads frames and never
-/// answers a ping.
-struct Deaf {
-    tcp: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Deaf {
-    async fn connect(port: u16, path: &str) -> Deaf {
-        let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Version: 13\r\n\r\n"
-        );
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        let mut deaf = Deaf {
-            tcp,
-            buf: Vec::new(),
-        };
-        while !deaf.buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            deaf.fill().await;
-        }
-        let end = deaf.buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let head = String::from_utf8_lossy(&deaf.buf[..end]).into_owned();
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        deaf.buf.drain(..end);
-        deaf
-    }
-
-    async fn fill(&mut self) {
-        let mut chunk = [0u8; 4096];
-        let read = tokio::time::timeout(common::IO_LIMIT, self.tcp.read(&mut chunk));
-        let n = read.await.expect("no data").expect("read");
-        assert!(n > 0, "connection closed");
-        self.buf.extend_from_slice(&chunk[..n]);
-    }
-
-    /// The next frame from the server (unmasked, short): opcode and payload.
-    async fn frame(&mut self) -> (u8, Vec<u8>) {
-        loop {
-            if self.buf.len() >= 2 {
-                let len = usize::from(self.buf[1] & 0x7f);
-                assert!(len < 126, "long frames not expected");
-                if self.buf.len() >= 2 + len {
-                    let opcode = self.buf[0] & 0x0f;
-                    let payload = self.buf[2..2 + len].to_vec();
-                    self.buf.drain(..2 + len);
-                    return (opcode, payload);
-                }
-            }
-            self.fill().await;
-        }
-    }
-}
-
 #[tokio::test]
 async fn client_that_never_answers_pings_is_closed_and_the_backend_told() {
     bounded(async {
         let proxy = keepalive_proxy().await;
         let mut backend = Backend::connect(&proxy);
         let path = Proxy::session_path("deaf", "websocket");
-        let mut deaf = Deaf::connect(proxy.http_port, &path).await;
+        let mut deaf = RawWs::connect(proxy.http_port, &path).await;
         let start = Instant::now();
         assert_eq!(deaf.frame().await, (0x1, b"o".to_vec()));
         let id = backend.expect_connect().await;

@@ -1,7 +1,9 @@
 //! The proxy's bounds: `max_queue` (a session whose unread outgoing messages
 //! overflow it closes with 3001 after delivering what it held), `max_sessions`
 //! (new sessions beyond get 503, existing ones go on) and `max_message_bytes`
-//! (an HTTP body over it gets 413, a websocket message over it close 1009).
+//! (an HTTP body over it gets 413, a websocket message over it close 1009),
+//! and the limits on one client: sessions per address and per second (429),
+//! messages per send (413) and the time a request body may take (408).
 
 mod common;
 
@@ -274,6 +276,103 @@ async fn websocket_client_that_stops_reading_gets_a_gapless_prefix_then_3001() {
             got.len()
         );
         assert!(got == sent[..got.len()], "messages lost or reordered");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_max_sessions_per_address_then_gets_429() {
+    bounded(async {
+        let proxy = Proxy::with("max_sessions_per_address = 2").await;
+        let mut backend = Backend::connect(&proxy);
+        let port = proxy.http_port;
+        let xhr_a = Proxy::session_path("a", "xhr");
+        assert_eq!(http::post(port, &xhr_a, b"").await.text(), "o\n");
+        backend.expect_connect().await;
+        let mut ws_b = ws::connect(port, &Proxy::session_path("b", "websocket")).await;
+        assert_eq!(ws::text(&mut ws_b).await, "o");
+        let id_b = backend.expect_connect().await;
+
+        let refused = http::post(port, &Proxy::session_path("c", "xhr"), b"").await;
+        assert_eq!(refused.status, 429, "{}", refused.text());
+        match ws::refused(port, &Proxy::session_path("d", "websocket")).await {
+            tungstenite::Error::Http(response) => assert_eq!(response.status(), 429),
+            other => panic!("websocket refused with {other}, not 429"),
+        }
+        // A session that ends gives its place back.
+        ws::send(&mut ws_b, "").await;
+        drop(ws_b);
+        backend.expect_disconnect(&id_b).await;
+        let again = http::post(port, &Proxy::session_path("e", "xhr"), b"").await;
+        assert_eq!(again.text(), "o\n");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn new_sessions_per_second_from_one_address_are_limited() {
+    bounded(async {
+        let proxy = Proxy::with("new_sessions_per_second = 3").await;
+        let port = proxy.http_port;
+        let mut statuses = Vec::new();
+        for i in 0..4 {
+            let path = Proxy::session_path(&format!("r{i}"), "xhr");
+            statuses.push(http::post(port, &path, b"").await.status);
+        }
+        assert_eq!(statuses, [200, 200, 200, 429]);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let path = Proxy::session_path("later", "xhr");
+        assert_eq!(http::post(port, &path, b"").await.status, 200);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_send_with_more_than_max_messages_per_send_gets_413_and_reaches_nobody() {
+    bounded(async {
+        let proxy = Proxy::with("max_messages_per_send = 3").await;
+        let mut backend = Backend::connect(&proxy);
+        let port = proxy.http_port;
+        let xhr = Proxy::session_path("s", "xhr");
+        assert_eq!(http::post(port, &xhr, b"").await.text(), "o\n");
+        let id = backend.expect_connect().await;
+        let send = Proxy::session_path("s", "xhr_send");
+        let refused = http::post(port, &send, br#"["","","",""]"#).await;
+        assert_eq!(refused.status, 413);
+        assert_eq!(refused.text(), "more than 3 messages in one request");
+        assert_eq!(
+            http::post(port, &send, br#"["a","b","c"]"#).await.status,
+            204
+        );
+        for m in ["a", "b", "c"] {
+            assert_eq!(backend.expect_message(&id).await, m);
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_request_body_slower_than_body_timeout_gets_408_and_its_connection_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    bounded(async {
+        let proxy = Proxy::with("body_timeout_ms = 300").await;
+        let port = proxy.http_port;
+        let xhr = Proxy::session_path("slow", "xhr");
+        assert_eq!(http::post(port, &xhr, b"").await.text(), "o\n");
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let send = Proxy::session_path("slow", "xhr_send");
+        let head = format!("POST {send} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n[\"a");
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let start = Instant::now();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer));
+        read.await.expect("connection still open").unwrap();
+        let took = start.elapsed();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(took < Duration::from_secs(2), "closed after {took:?}");
     })
     .await
 }

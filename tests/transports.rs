@@ -240,3 +240,21 @@ async fn echo_tricky_then_hang_up(port: u16, mut stream: Frames, backend: &mut B
     drop(stream);
     backend.expect_disconnect(&id).await;
 }
+
+#[tokio::test]
+async fn eventsource_percent_escapes_its_data_as_sockjs_client_decodes_it() {
+    bounded(async {
+        let proxy = Proxy::with(STREAMING).await;
+        let mut backend = Backend::connect(&proxy);
+        let path = Proxy::session_path("pct", "eventsource");
+        let mut stream = Frames::open(proxy.http_port, "GET", &path, Wire::EventSource).await;
+        assert_eq!(stream.prelude(2).await, b"\r\n");
+        assert_eq!(stream.next().await, "o");
+        let id = backend.expect_connect().await;
+        // sockjs-client runs decodeURI on each event's data: a raw `%` threw
+        // "URI malformed" and stalled the session.
+        backend.send_message(&id, "100% of %41 and %");
+        assert_eq!(stream.next().await, r#"a["100%25 of %2541 and %25"]"#);
+    })
+    .await
+}

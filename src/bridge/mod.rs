@@ -7,7 +7,7 @@
 //! - [`session`]: one actor per websocket, owning its *virtual sockets*;
 //! - [`gateway`]: the shared DEALER and SUB sockets towards backends;
 //! - [`wire`]: the JSON frames; [`outbox`]: the outgoing frame queue;
-//! - [`policy`] and [`auth`]: deny-by-default access control;
+//! - [`endpoint`], [`policy`] and [`auth`]: deny-by-default access control;
 //! - [`rpc`]: helpers for backends written in Rust;
 //! - [`settings`]: the `--bridge*` flags.
 //!
@@ -15,12 +15,14 @@
 //! served at [`CLIENT_URL`].
 
 pub mod auth;
+pub mod endpoint;
 pub mod gateway;
 pub mod outbox;
 pub mod policy;
 pub mod rpc;
 pub mod session;
 pub mod settings;
+pub(crate) mod stats;
 pub mod websocket;
 pub mod wire;
 
@@ -60,8 +62,9 @@ impl Bridge {
             config.path,
             config.timeout
         );
+        stats::enable();
         Arc::new(Bridge {
-            gateways: gateway::Gateways::new(zmq, config.hwm),
+            gateways: gateway::Gateways::new(zmq, config.hwm, config.queue_bytes),
             auth,
             config: config.clone(),
         })

@@ -5,20 +5,38 @@
 //! through the session actor, so a busy SUB stream costs one JSON encoding
 //! and a `try_send` per subscriber. The queue is bounded so that a browser
 //! that stops reading cannot make the proxy buffer without limit: SUB frames
-//! that do not fit are dropped (and counted), and the session closes the
-//! websocket when a reply or an error does not fit.
+//! that do not fit are dropped (counted in `/metrics` and logged, summarised
+//! by [`crate::ratelog`]), and the session closes the websocket when a reply
+//! or an error does not fit.
+//!
+//! The bound is in frames ([`OUTBOX_FRAMES`]) *and* in bytes
+//! (`--bridge-outbox-bytes`, [`OUTBOX_BYTES`]): with frames alone, a PUB
+//! sending 1 MiB messages let each non-reading browser hold 1 GiB. A frame
+//! larger than the whole byte budget is still taken when the queue is empty,
+//! so a large reply reaches a browser that reads; a browser that does not
+//! read holds at most the budget or one frame, whichever is larger. The
+//! upgrade pump ([`crate::upgrade`]) takes the next frame only once the last
+//! is written, so nothing else piles up behind the queue.
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_http::ws::{CloseCode, CloseReason, OpCode, Parser};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
+use super::stats::STATS;
+use crate::ratelog::Throttle;
+
 /// Frames queued towards one browser.
 pub const OUTBOX_FRAMES: usize = 1024;
+/// Default bytes queued towards one browser (`--bridge-outbox-bytes`): 100
+/// browsers that stop reading hold 100 MiB of frames at most.
+pub const OUTBOX_BYTES: usize = 1024 * 1024;
+
+static DROPPED: Throttle = Throttle::new("bridge: published messages dropped, browser not reading");
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -33,24 +51,81 @@ pub enum OutboxError {
 #[derive(Clone)]
 pub struct Outbox {
     frames: mpsc::Sender<Bytes>,
-    dropped: Arc<AtomicU64>,
+    budget: Arc<Budget>,
+}
+
+/// The bytes one outbox holds, shared by its writers and its reader.
+struct Budget {
+    queued: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    /// Reserves `n` bytes if they fit (or if nothing is queued).
+    fn take(&self, n: usize) -> bool {
+        let taken = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q == 0 || q + n <= self.max).then_some(q + n)
+            })
+            .is_ok();
+        if taken {
+            STATS.outbox_bytes.fetch_add(n, Ordering::Relaxed);
+        }
+        taken
+    }
+
+    fn give(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+        STATS.outbox_bytes.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// The reading end; frames still queued when it is dropped give their bytes back.
+struct Drain {
+    rx: mpsc::Receiver<Bytes>,
+    budget: Arc<Budget>,
+}
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        self.rx.close();
+        while let Ok(frame) = self.rx.try_recv() {
+            self.budget.give(frame.len());
+        }
+    }
 }
 
 impl Outbox {
-    /// The writer and the body stream for the upgrade response.
-    pub fn new() -> (
+    /// The writer and the body stream for the upgrade response; at most
+    /// `max_bytes` of frames wait (see the module docs).
+    pub fn new(
+        max_bytes: usize,
+    ) -> (
         Outbox,
         impl Stream<Item = Result<Bytes, Infallible>> + 'static,
     ) {
         let (frames, rx) = mpsc::channel(OUTBOX_FRAMES);
-        let body = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|frame| (Ok(frame), rx))
+        let budget = Arc::new(Budget {
+            queued: AtomicUsize::new(0),
+            max: max_bytes,
         });
-        let outbox = Outbox {
-            frames,
-            dropped: Arc::default(),
+        let drain = Drain {
+            rx,
+            budget: budget.clone(),
         };
-        (outbox, body)
+        let body = futures_util::stream::unfold(drain, |mut drain| async move {
+            let frame = drain.rx.recv().await?;
+            drain.budget.give(frame.len());
+            Some((Ok(frame), drain))
+        });
+        (Outbox { frames, budget }, body)
+    }
+
+    /// Bytes queued now (for tests).
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.budget.queued.load(Ordering::Acquire)
     }
 
     /// Queues one text message.
@@ -65,10 +140,12 @@ impl Outbox {
     pub fn published(&self, text: &str) -> Result<(), OutboxError> {
         match self.text(text) {
             Err(OutboxError::Full) => {
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_power_of_two() {
-                    log::warn!("bridge: slow browser, {n} published messages dropped");
-                }
+                STATS.published_dropped.fetch_add(1, Ordering::Relaxed);
+                DROPPED.warn(format_args!(
+                    "{} bytes of {} waiting",
+                    self.budget.queued.load(Ordering::Relaxed),
+                    self.budget.max
+                ));
                 Ok(())
             }
             other => other,
@@ -92,9 +169,63 @@ impl Outbox {
     }
 
     fn raw(&self, frame: Bytes) -> Result<(), OutboxError> {
-        self.frames.try_send(frame).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => OutboxError::Full,
-            mpsc::error::TrySendError::Closed(_) => OutboxError::Closed,
+        let len = frame.len();
+        if self.frames.is_closed() {
+            return Err(OutboxError::Closed);
+        }
+        if !self.budget.take(len) {
+            return Err(OutboxError::Full);
+        }
+        self.frames.try_send(frame).map_err(|e| {
+            self.budget.give(len);
+            match e {
+                mpsc::error::TrySendError::Full(_) => OutboxError::Full,
+                mpsc::error::TrySendError::Closed(_) => OutboxError::Closed,
+            }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    #[tokio::test]
+    async fn the_byte_budget_bounds_what_waits_and_reading_frees_it() {
+        let (outbox, body) = Outbox::new(1000);
+        let mut body = Box::pin(body);
+        let text = "x".repeat(300);
+        for _ in 0..3 {
+            outbox.text(&text).unwrap();
+        }
+        // A fourth would pass 1000 bytes: dropped (published) or refused.
+        assert_eq!(outbox.text(&text), Err(OutboxError::Full));
+        outbox.published(&text).unwrap();
+        assert!(outbox.queued() <= 1000, "{}", outbox.queued());
+        body.next().await.unwrap().unwrap();
+        outbox.text(&text).unwrap();
+        assert_eq!(outbox.queued(), 3 * (300 + 4));
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_the_budget_passes_only_an_empty_queue() {
+        let (outbox, body) = Outbox::new(100);
+        let mut body = Box::pin(body);
+        let big = "y".repeat(500);
+        outbox.text(&big).unwrap();
+        assert_eq!(outbox.text("small"), Err(OutboxError::Full));
+        assert_eq!(body.next().await.unwrap().unwrap().len(), 504);
+        outbox.text("small").unwrap();
+    }
+
+    #[tokio::test]
+    async fn frames_left_when_the_websocket_goes_give_their_bytes_back() {
+        let (outbox, body) = Outbox::new(10_000);
+        outbox.text("hello").unwrap();
+        assert_eq!(outbox.queued(), 7);
+        drop(body);
+        assert_eq!(outbox.text("again"), Err(OutboxError::Closed));
+        assert_eq!(outbox.queued(), 0);
     }
 }

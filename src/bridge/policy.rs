@@ -6,7 +6,7 @@
 //!
 //! ```toml
 //! [[allow]]
-//! endpoint = "tcp://127.0.0.1:10001"   # `*` matches any run of characters
+//! endpoint = "tcp://127.0.0.1:10001"
 //! socket_types = ["REQ"]
 //!
 //! [[allow]]
@@ -14,12 +14,17 @@
 //! socket_types = ["SUB"]
 //! params = { username = "hugo" }       # the connect must carry these values
 //! ```
+//!
+//! Endpoint patterns match the parts of a parsed [`Endpoint`] (host pattern
+//! against the host, port pattern against the port), never the raw string:
+//! see [`super::endpoint`] for the pattern syntax and for why.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::endpoint::{Endpoint, EndpointPattern};
 use super::wire::SocketKind;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +40,7 @@ pub enum PolicyError {
     Rule {
         path: PathBuf,
         index: usize,
-        problem: &'static str,
+        problem: String,
     },
 }
 
@@ -51,6 +56,9 @@ pub struct Policy {
 #[serde(deny_unknown_fields)]
 struct Rule {
     endpoint: String,
+    /// `endpoint`, parsed by [`Policy::parse`].
+    #[serde(skip)]
+    pattern: Option<EndpointPattern>,
     socket_types: Vec<SocketKind>,
     /// Auth parameters that must be present with exactly these values.
     #[serde(default)]
@@ -78,7 +86,7 @@ impl Policy {
     }
 
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
-        let policy: Policy = toml::from_str(text).map_err(|e| PolicyError::Parse {
+        let mut policy: Policy = toml::from_str(text).map_err(|e| PolicyError::Parse {
             path: PathBuf::new(),
             // toml's message spans lines; a start-up error is one line.
             message: e
@@ -87,13 +95,19 @@ impl Policy {
                 .collect::<Vec<_>>()
                 .join(" "),
         })?;
-        for (index, rule) in policy.allow.iter().enumerate() {
+        for (index, rule) in policy.allow.iter_mut().enumerate() {
             let problem = if rule.endpoint.is_empty() {
-                Some("has an empty endpoint")
+                Some("has an empty endpoint".to_string())
             } else if rule.socket_types.is_empty() {
-                Some("allows no socket type")
+                Some("allows no socket type".to_string())
             } else {
-                None
+                match EndpointPattern::parse(&rule.endpoint) {
+                    Ok(pattern) => {
+                        rule.pattern = Some(pattern);
+                        None
+                    }
+                    Err(e) => Some(format!("has a {e}")),
+                }
             };
             if let Some(problem) = problem {
                 return Err(PolicyError::Rule {
@@ -109,13 +123,13 @@ impl Policy {
     /// Whether some rule allows this connect; the error says why not.
     pub fn check(
         &self,
-        endpoint: &str,
+        endpoint: &Endpoint,
         kind: SocketKind,
         params: &Map<String, Value>,
     ) -> Result<(), String> {
         let allowed = self.allow.iter().any(|rule| {
             rule.socket_types.contains(&kind)
-                && glob_match(&rule.endpoint, endpoint)
+                && rule.pattern.as_ref().is_some_and(|p| p.matches(endpoint))
                 && rule.params.iter().all(|(key, wanted)| {
                     let wanted = serde_json::to_value(wanted).unwrap_or(Value::Null);
                     params.get(key) == Some(&wanted)
@@ -130,30 +144,6 @@ impl Policy {
             ))
         }
     }
-}
-
-/// `*` matches any run of characters (including none); everything else is
-/// literal. Iterative with one backtrack point, so no pattern is slow.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]
@@ -171,6 +161,10 @@ mod tests {
         params = { username = "hugo" }
     "#;
 
+    fn ep(text: &str) -> Endpoint {
+        Endpoint::parse(text).unwrap()
+    }
+
     fn params(json: &str) -> Map<String, Value> {
         serde_json::from_str(json).unwrap()
     }
@@ -180,7 +174,7 @@ mod tests {
         let empty = Policy::parse("").unwrap();
         assert!(
             empty
-                .check("tcp://127.0.0.1:1", SocketKind::Req, &Map::new())
+                .check(&ep("tcp://127.0.0.1:1"), SocketKind::Req, &Map::new())
                 .is_err()
         );
     }
@@ -190,29 +184,29 @@ mod tests {
         let p = Policy::parse(SAMPLE).unwrap();
         let none = Map::new();
         assert!(
-            p.check("tcp://127.0.0.1:10001", SocketKind::Req, &none)
+            p.check(&ep("tcp://127.0.0.1:10001"), SocketKind::Req, &none)
                 .is_ok()
         );
         assert!(
-            p.check("tcp://127.0.0.1:10001", SocketKind::Sub, &none)
+            p.check(&ep("tcp://127.0.0.1:10001"), SocketKind::Sub, &none)
                 .is_err()
         );
         assert!(
-            p.check("tcp://127.0.0.1:10002", SocketKind::Req, &none)
+            p.check(&ep("tcp://127.0.0.1:10002"), SocketKind::Req, &none)
                 .is_err()
         );
         let hugo = params(r#"{"username":"hugo"}"#);
         let eve = params(r#"{"username":"eve"}"#);
         assert!(
-            p.check("tcp://127.0.0.1:10002", SocketKind::Sub, &hugo)
+            p.check(&ep("tcp://127.0.0.1:10002"), SocketKind::Sub, &hugo)
                 .is_ok()
         );
         assert!(
-            p.check("tcp://127.0.0.1:10002", SocketKind::Sub, &eve)
+            p.check(&ep("tcp://127.0.0.1:10002"), SocketKind::Sub, &eve)
                 .is_err()
         );
         assert!(
-            p.check("tcp://10.0.0.1:10002", SocketKind::Sub, &hugo)
+            p.check(&ep("tcp://10.0.0.1:10002"), SocketKind::Sub, &hugo)
                 .is_err()
         );
     }
@@ -225,10 +219,28 @@ mod tests {
     }
 
     #[test]
-    fn globs() {
-        assert!(glob_match("a*c", "abbbc"));
-        assert!(glob_match("*", ""));
-        assert!(!glob_match("a*c", "abd"));
-        assert!(glob_match("tcp://*:1*", "tcp://h:123"));
+    fn a_port_pattern_does_not_admit_a_source_address_trick() {
+        let p = Policy::parse(
+            "[[allow]]\nendpoint = \"tcp://127.0.0.1:2131*\"\nsocket_types = [\"REQ\"]",
+        )
+        .unwrap();
+        let none = Map::new();
+        assert!(
+            p.check(&ep("tcp://127.0.0.1:21319"), SocketKind::Req, &none)
+                .is_ok()
+        );
+        assert!(
+            p.check(&ep("tcp://127.0.0.1:21350"), SocketKind::Req, &none)
+                .is_err()
+        );
+        assert!(Endpoint::parse("tcp://127.0.0.1:21319;127.0.0.1:21350").is_err());
+    }
+
+    #[test]
+    fn a_bad_pattern_names_its_rule() {
+        let e = Policy::parse("[[allow]]\nendpoint = \"tcp://a;b:1\"\nsocket_types = [\"REQ\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rule 1") && e.contains("source"), "{e}");
     }
 }

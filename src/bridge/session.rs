@@ -22,9 +22,12 @@ use actix_http::ws::CloseCode;
 use serde_json::{Value, json};
 
 use super::Bridge;
+use super::endpoint::Endpoint;
 use super::gateway::{ReqLease, ReqReply, SubLease, Subscriber};
 use super::outbox::{Outbox, OutboxError};
+use super::stats::STATS;
 use super::wire::{self, ClientFrame, ConnectRequest, SocketKind, WireError};
+use crate::ratelog::Throttle;
 
 /// Virtual sockets one websocket may hold.
 pub const MAX_SOCKETS: usize = 1024;
@@ -33,6 +36,8 @@ pub const MAX_WAITING: usize = 64;
 /// Bytes of waiting requests one websocket may hold, all sockets together, so
 /// that a client cannot make the proxy buffer sockets × waiting × frame size.
 pub const MAX_WAITING_BYTES: usize = 4 * 1024 * 1024;
+
+static CLOSED: Throttle = Throttle::new("bridge: websockets closed, browser not reading");
 
 /// Who is on the other end of the websocket, for the auth service.
 #[derive(Debug, Clone)]
@@ -114,7 +119,8 @@ impl BridgeSession {
         match self.outbox.text(&frame) {
             Ok(()) => {}
             Err(OutboxError::Full) => {
-                log::warn!("bridge: browser not reading, closing its websocket");
+                STATS.closed_not_reading.fetch_add(1, Ordering::Relaxed);
+                CLOSED.warn(format_args!("{:?}", self.peer.remote_addr));
                 self.outbox.close(CloseCode::Policy);
                 ctx.stop();
             }
@@ -141,11 +147,17 @@ impl BridgeSession {
                 return done();
             }
         };
-        // Checked before 0MQ sees it: the original crashed in native code here.
-        if let Err(e) = crate::config::check_endpoint(&request.endpoint) {
-            self.refuse(ctx, &identity, &e.to_string());
-            return done();
-        }
+        // Parsed before the policy or 0MQ sees it (the original crashed in
+        // native code here); from now on only the canonical form is used.
+        let endpoint = match Endpoint::parse(&request.endpoint) {
+            Ok(endpoint) => endpoint,
+            Err(e) => {
+                self.refuse(ctx, &identity, &e.to_string());
+                return done();
+            }
+        };
+        let mut request = request;
+        request.endpoint = endpoint.to_string();
         if self.sockets.len() >= MAX_SOCKETS && !self.sockets.contains_key(&identity) {
             self.refuse(ctx, &identity, "too many sockets on this websocket");
             return done();
@@ -156,7 +168,7 @@ impl BridgeSession {
             return done();
         }
         if let Some(policy) = &config.policy
-            && let Err(e) = policy.check(&request.endpoint, request.kind, &request.params)
+            && let Err(e) = policy.check(&endpoint, request.kind, &request.params)
         {
             self.refuse(ctx, &identity, &e);
             return done();

@@ -37,6 +37,24 @@ pub struct BridgeConfig {
     pub auth_timeout: Duration,
     /// Reverse proxies whose X-Forwarded-For names the client (`--trusted-proxy`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Origins whose upgrades are served (`--allow-origin`); empty: any.
+    pub allow_origins: Vec<String>,
+    /// Bytes of frames one browser's outbox holds (`--bridge-outbox-bytes`).
+    pub outbox_bytes: usize,
+    /// Bytes of requests one REQ gateway queues (`--bridge-queue-bytes`).
+    pub queue_bytes: usize,
+}
+
+impl BridgeConfig {
+    /// Whether an upgrade with this `Origin` header is served: the rule of
+    /// the SockJS services (`--allow-origin`, repeatable; `*` or none: any).
+    pub fn origin_allowed(&self, origin: &[u8]) -> bool {
+        self.allow_origins.is_empty()
+            || self
+                .allow_origins
+                .iter()
+                .any(|o| o == "*" || o.as_bytes() == origin)
+    }
 }
 
 impl BridgeConfig {
@@ -70,6 +88,10 @@ impl BridgeConfig {
             timeout: seconds("--bridge-timeout", cli.bridge_timeout)?,
             auth_timeout: seconds("--bridge-auth-timeout", cli.bridge_auth_timeout)?,
             trusted_proxies: cli.trusted_proxies.clone(),
+            allow_origins: cli.allow_origins.clone(),
+            // clap bounds both to sizes a usize holds.
+            outbox_bytes: usize::try_from(cli.bridge_outbox_bytes).unwrap_or(usize::MAX),
+            queue_bytes: usize::try_from(cli.bridge_queue_bytes).unwrap_or(usize::MAX),
         }))
     }
 }

@@ -4,7 +4,8 @@
 //! actor.
 //!
 //! A refused upgrade is `403 Forbidden` with the service's reason (the
-//! original answered a bare 404).
+//! original answered a bare 404); so is one whose `Origin` header
+//! `--allow-origin` does not allow, as for the SockJS services.
 
 use std::sync::Arc;
 
@@ -37,6 +38,11 @@ pub async fn upgrade(req: HttpRequest, payload: web::Payload, bridge: Arc<Bridge
     let Some(accept) = accept else {
         return HttpResponse::BadRequest().body("Not a valid websocket request");
     };
+    if let Some(origin) = req.headers().get(header::ORIGIN)
+        && !bridge.config.origin_allowed(origin.as_bytes())
+    {
+        return forbidden(&format!("origin {origin:?} not allowed"));
+    }
     let mut peer = Peer {
         path: req.path().to_string(),
         remote_addr: crate::sockjs::client_address(&req, &bridge.config.trusted_proxies)
@@ -60,7 +66,7 @@ pub async fn upgrade(req: HttpRequest, payload: web::Payload, bridge: Arc<Bridge
             Err(e) => return forbidden(&format!("denied: {e}")),
         }
     }
-    let (outbox, body) = Outbox::new();
+    let (outbox, body) = Outbox::new(bridge.config.outbox_bytes);
     let session = BridgeSession::new(bridge, outbox.clone(), peer).start();
     actix_web::rt::spawn(read_browser(payload, session, outbox));
     HttpResponse::SwitchingProtocols()

@@ -15,7 +15,7 @@ mod sub;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use req::{ReqLease, ReqReply};
+pub use req::{QUEUE_BYTES, ReqLease, ReqReply};
 pub use sub::{SubLease, Subscriber};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,15 +32,18 @@ pub enum GatewayError {
 pub struct Gateways {
     zmq: tmq::Context,
     hwm: i32,
+    /// Bytes of requests each DEALER's queue may hold.
+    queue_bytes: usize,
     req: Mutex<HashMap<String, Arc<req::ReqGateway>>>,
     sub: Mutex<HashMap<String, sub::SubGateway>>,
 }
 
 impl Gateways {
-    pub fn new(zmq: tmq::Context, hwm: i32) -> Arc<Gateways> {
+    pub fn new(zmq: tmq::Context, hwm: i32, queue_bytes: usize) -> Arc<Gateways> {
         Arc::new(Gateways {
             zmq,
             hwm,
+            queue_bytes,
             req: Mutex::default(),
             sub: Mutex::default(),
         })
@@ -63,7 +66,12 @@ impl Gateways {
         let gateway = match map.get(endpoint) {
             Some(g) => g.clone(),
             None => {
-                let g = Arc::new(req::ReqGateway::open(&self.zmq, endpoint, self.hwm)?);
+                let g = Arc::new(req::ReqGateway::open(
+                    &self.zmq,
+                    endpoint,
+                    self.hwm,
+                    self.queue_bytes,
+                )?);
                 map.insert(endpoint.to_string(), g.clone());
                 g
             }
@@ -121,8 +129,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_gateway_closes_with_its_last_lease() {
-        let gateways = Gateways::new(tmq::Context::new(), 10);
-        let (outbox, _body) = Outbox::new();
+        let gateways = Gateways::new(tmq::Context::new(), 10, QUEUE_BYTES);
+        let (outbox, _body) = Outbox::new(1024);
         let sub = |id| Subscriber {
             identity: format!("s{id}"),
             prefix: Vec::new(),

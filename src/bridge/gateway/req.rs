@@ -10,6 +10,7 @@
 //! for the answer to the next one.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,9 +18,16 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::{GatewayError, Gateways, lock};
+use crate::bridge::stats::STATS;
+use crate::ratelog::Throttle;
 
 /// Requests waiting for the DEALER, all browsers together.
 const QUEUE: usize = 4096;
+/// Default bytes of requests waiting for one DEALER (`--bridge-queue-bytes`):
+/// with [`QUEUE`] alone, browsers could park 4096 requests of 1 MiB each.
+pub const QUEUE_BYTES: usize = 16 * 1024 * 1024;
+
+static REFUSED: Throttle = Throttle::new("bridge: requests refused, backend queue full");
 /// How long a request may wait for 0MQ to take it (only when the HWM is hit).
 const SEND_BOUND: Duration = Duration::from_secs(1);
 
@@ -44,10 +52,26 @@ pub(super) struct ReqGateway {
     endpoint: String,
     outgoing: mpsc::Sender<Outgoing>,
     routes: Routes,
+    /// Bytes of content in `outgoing` now, and the most it may hold.
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+/// Gives back the bytes of a request that left the queue.
+fn dequeued(queued: &AtomicUsize, out: &Outgoing) {
+    queued.fetch_sub(out.content.len(), Ordering::AcqRel);
+    STATS
+        .backend_queue_bytes
+        .fetch_sub(out.content.len(), Ordering::Relaxed);
 }
 
 impl ReqGateway {
-    pub(super) fn open(zmq: &tmq::Context, endpoint: &str, hwm: i32) -> Result<Self, GatewayError> {
+    pub(super) fn open(
+        zmq: &tmq::Context,
+        endpoint: &str,
+        hwm: i32,
+        max_bytes: usize,
+    ) -> Result<Self, GatewayError> {
         let dealer = tmq::dealer(zmq)
             .set_linger(0)
             .set_sndhwm(hwm)
@@ -60,13 +84,37 @@ impl ReqGateway {
             })?;
         let (outgoing, queue) = mpsc::channel(QUEUE);
         let routes = Routes::default();
-        tokio::spawn(run(dealer, queue, routes.clone(), endpoint.to_string()));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let task = Task {
+            dealer,
+            queue,
+            routes: routes.clone(),
+            queued: queued.clone(),
+            name: endpoint.to_string(),
+        };
+        tokio::spawn(task.run());
         log::debug!("bridge: DEALER connected to {endpoint}");
         Ok(ReqGateway {
             endpoint: endpoint.to_string(),
             outgoing,
             routes,
+            queued,
+            max_bytes,
         })
+    }
+
+    /// Reserves `n` bytes of the queue if they fit (or if it is empty).
+    fn take(&self, n: usize) -> bool {
+        let taken = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q == 0 || q + n <= self.max_bytes).then_some(q + n)
+            })
+            .is_ok();
+        if taken {
+            STATS.backend_queue_bytes.fetch_add(n, Ordering::Relaxed);
+        }
+        taken
     }
 
     pub(super) fn register(&self, socket: u64, replies: actix::Recipient<ReqReply>) {
@@ -98,21 +146,35 @@ impl ReqLease {
     }
 
     /// Queues request `seq` without waiting; the reply comes as a [`ReqReply`].
+    /// A full queue (in requests or bytes) refuses it, counted and logged.
     pub fn send(&self, seq: u64, content: String) -> Result<(), String> {
+        let gateway = &self.gateway;
+        let full = || {
+            STATS.requests_refused.fetch_add(1, Ordering::Relaxed);
+            REFUSED.warn(format_args!(
+                "{} bytes wait for {}",
+                gateway.queued.load(Ordering::Relaxed),
+                gateway.endpoint
+            ));
+            "the backend queue is full".to_string()
+        };
+        if !gateway.take(content.len()) {
+            return Err(full());
+        }
         let outgoing = Outgoing {
             socket: self.socket,
             seq,
             content,
         };
-        self.gateway
-            .outgoing
-            .try_send(outgoing)
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => "the backend queue is full".to_string(),
-                mpsc::error::TrySendError::Closed(_) => {
-                    format!("the gateway to {} has failed", self.gateway.endpoint)
-                }
-            })
+        gateway.outgoing.try_send(outgoing).map_err(|e| {
+            let closed = matches!(e, mpsc::error::TrySendError::Closed(_));
+            dequeued(&gateway.queued, &e.into_inner());
+            if closed {
+                format!("the gateway to {} has failed", gateway.endpoint)
+            } else {
+                full()
+            }
+        })
     }
 
     pub fn endpoint(&self) -> &str {
@@ -139,52 +201,76 @@ fn parse_route(route: &[u8]) -> Option<(u64, u64)> {
     ))
 }
 
-/// Owns the DEALER until every lease is gone (the queue closes).
-async fn run(
-    mut dealer: tmq::dealer::Dealer,
-    mut queue: mpsc::Receiver<Outgoing>,
+/// The gateway's task: owns the DEALER until every lease is gone (the queue
+/// closes) or the socket fails.
+struct Task {
+    dealer: tmq::dealer::Dealer,
+    queue: mpsc::Receiver<Outgoing>,
     routes: Routes,
+    queued: Arc<AtomicUsize>,
     name: String,
-) {
-    let reply_to = |socket: u64, seq: u64, body: Result<Vec<u8>, String>| {
-        let recipient = lock(&routes).get(&socket).cloned();
+}
+
+impl Drop for Task {
+    /// Requests still queued give their bytes back.
+    fn drop(&mut self) {
+        self.queue.close();
+        while let Ok(out) = self.queue.try_recv() {
+            dequeued(&self.queued, &out);
+        }
+    }
+}
+
+impl Task {
+    fn reply_to(&self, socket: u64, seq: u64, body: Result<Vec<u8>, String>) {
+        let recipient = lock(&self.routes).get(&socket).cloned();
         match recipient {
             Some(r) => r.do_send(ReqReply { socket, seq, body }),
             None => log::debug!("bridge: reply for closed socket {socket:x} dropped"),
         }
-    };
-    loop {
-        tokio::select! {
-            out = queue.recv() => {
-                let Some(out) = out else { break };
-                let parts = vec![
-                    tmq::Message::from(route(out.socket, out.seq).as_bytes()),
-                    tmq::Message::new(),
-                    tmq::Message::from(out.content.as_bytes()),
-                ];
-                let sent = tokio::time::timeout(SEND_BOUND, dealer.send(tmq::Multipart::from(parts))).await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    log::warn!("bridge: DEALER {name}: request not sent");
-                    reply_to(out.socket, out.seq, Err(format!("cannot send to {name}: queue full")));
-                }
-            }
-            reply = dealer.next() => {
-                let Some(Ok(reply)) = reply else {
-                    log::error!("bridge: DEALER {name}: receive failed");
-                    break;
-                };
-                let parts: Vec<&[u8]> = reply.iter().map(|m| &m[..]).collect();
-                // [route, "", body]; like the original, the body is the last frame.
-                match (parts.first().and_then(|r| parse_route(r)), parts.last()) {
-                    (Some((socket, seq)), Some(body)) if parts.len() >= 3 => {
-                        reply_to(socket, seq, Ok(body.to_vec()));
+    }
+
+    async fn run(mut self) {
+        let name = self.name.clone();
+        loop {
+            tokio::select! {
+                out = self.queue.recv() => {
+                    let Some(out) = out else { break };
+                    dequeued(&self.queued, &out);
+                    let parts = vec![
+                        tmq::Message::from(route(out.socket, out.seq).as_bytes()),
+                        tmq::Message::new(),
+                        tmq::Message::from(out.content.as_bytes()),
+                    ];
+                    let sent = tokio::time::timeout(
+                        SEND_BOUND,
+                        self.dealer.send(tmq::Multipart::from(parts)),
+                    )
+                    .await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        log::warn!("bridge: DEALER {name}: request not sent");
+                        let error = format!("cannot send to {name}: queue full");
+                        self.reply_to(out.socket, out.seq, Err(error));
                     }
-                    _ => log::warn!("bridge: DEALER {name}: reply without a proxy route dropped"),
+                }
+                reply = self.dealer.next() => {
+                    let Some(Ok(reply)) = reply else {
+                        log::error!("bridge: DEALER {name}: receive failed");
+                        break;
+                    };
+                    let parts: Vec<&[u8]> = reply.iter().map(|m| &m[..]).collect();
+                    // [route, "", body]; like the original, the body is the last frame.
+                    match (parts.first().and_then(|r| parse_route(r)), parts.last()) {
+                        (Some((socket, seq)), Some(body)) if parts.len() >= 3 => {
+                            self.reply_to(socket, seq, Ok(body.to_vec()));
+                        }
+                        _ => log::warn!("bridge: DEALER {name}: reply without a proxy route dropped"),
+                    }
                 }
             }
         }
+        log::debug!("bridge: DEALER {name} task ends");
     }
-    log::debug!("bridge: DEALER {name} task ends");
 }
 
 #[cfg(test)]
