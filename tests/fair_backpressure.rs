@@ -19,7 +19,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::attack::{self, Flooded, Healthy, MIB};
+use common::attack::{self, Flooded, MIB};
+use common::bystanders::{self, Healthy};
 use common::meter::{Cost, RSS_LIMIT_KIB, Stop, Watchdog};
 use common::{PREFIX, Proxy, bounded, ws};
 
@@ -52,7 +53,7 @@ struct Run {
 async fn flood_beside_healthy_sessions(name: &str) -> Run {
     let proxy = Proxy::start().await;
     let port = proxy.http_port;
-    let _echo = attack::ZmqEcho::start(&proxy.services[0]);
+    let _echo = bystanders::ZmqEcho::start(&proxy.services[0]);
     // The backend is connected once one echo has gone through.
     let mut probe = ws::connect(port, &Proxy::session_path("probe", "websocket")).await;
     assert_eq!(ws::text(&mut probe).await, "o");
@@ -63,7 +64,7 @@ async fn flood_beside_healthy_sessions(name: &str) -> Run {
     let log_before: Vec<String> = proxy.stderr_lines();
     let stop = Stop::after(FLOOD);
     let dog = Watchdog::start(proxy.pid(), RSS_LIMIT_KIB, &stop);
-    let healthy = tokio::spawn(attack::healthy_sessions(
+    let healthy = tokio::spawn(bystanders::healthy_sessions(
         port,
         PREFIX,
         HEALTHY,

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use common::attack::{self, MIB, Wire};
 use common::backend::Backend;
+use common::bystanders;
 use common::meter::{RSS_LIMIT_KIB, Stop, Watchdog};
 use common::{PREFIX, Proxy, bounded, http, ws};
 use tokio_tungstenite::tungstenite;
@@ -244,7 +245,7 @@ async fn sessions_that_do_not_read_1_mib_messages_close_with_3001_within_the_mem
         let closed = Arc::new(Mutex::new(HashSet::new()));
         let stop = Stop::after(Duration::from_secs(8));
         let dog = Watchdog::start(proxy.pid(), RSS_LIMIT_KIB, &stop);
-        let sender = attack::ZmqSender::start(&proxy.services[0], ids, MIB, closed.clone());
+        let sender = bystanders::ZmqSender::start(&proxy.services[0], ids, MIB, closed.clone());
         while !stop.fired() && closed.lock().unwrap().len() < SESSIONS {
             if let Some(e) = backend.next_within(Duration::from_millis(50)).await
                 && e.kind == "disconnect"
@@ -280,7 +281,7 @@ async fn sessions_that_do_not_read_the_echoes_of_their_own_1_mib_messages_close_
     bounded(async {
         const SESSIONS: usize = 100;
         let proxy = Proxy::start().await;
-        let _echo = attack::ZmqEcho::start(&proxy.services[0]);
+        let _echo = bystanders::ZmqEcho::start(&proxy.services[0]);
         let mut probe =
             ws::connect(proxy.http_port, &Proxy::session_path("probe", "websocket")).await;
         assert_eq!(ws::text(&mut probe).await, "o");

@@ -83,7 +83,9 @@ pub async fn run(kind: char, i: usize, port: u16, mut stop: watch::Receiver<bool
             let round = match kind {
                 'a' => huge_frame(i, port, &t).await,
                 'b' => endless_hixie(port, &t).await,
-                'c' if i % 2 == 0 => xhr_flood(port, DARK, one_big_message(MIB - 16), &t).await,
+                'c' if i.is_multiple_of(2) => {
+                    xhr_flood(port, DARK, one_big_message(MIB - 16), &t).await
+                }
                 'c' => ws_flood(port, &t).await,
                 'd' => deaf(port, &t).await,
                 'e' => xhr_flood(port, PREFIX, empty_messages(MIB - 16), &t).await,
