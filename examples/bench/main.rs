@@ -10,7 +10,8 @@
 //! issue's floors marked met / not met.
 //!
 //! `--smoke` runs every scenario with tiny counts in a few seconds and exits
-//! non-zero if any scenario errs; CI runs that. `--profile SECS` runs only the
+//! non-zero if any scenario errs; CI runs that. `--hostile` runs issue 11's
+//! hostile clients against well-behaved sessions instead (`hostile.rs`). `--profile SECS` runs only the
 //! raw-websocket 100 × 1 load for SECS under `perf record -g` of the proxy.
 //!
 //! Everything is loopback (127.0.0.1) on free ports. The other modules:
@@ -18,7 +19,9 @@
 //! `wsclient` and `xhr` (hand-written clients), `conn` (one session over any
 //! transport, message codec), `load` (scenarios), `report` (the table).
 
+mod attackers;
 mod conn;
+mod hostile;
 mod load;
 mod procs;
 mod reference;
@@ -93,6 +96,29 @@ struct Args {
     /// xhr. Default: all.
     #[arg(long, value_delimiter = ',')]
     targets: Vec<String>,
+    /// Instead of the scenarios: hostile clients of each kind (a-f, see
+    /// examples/bench/attackers.rs) against well-behaved SockJS sessions;
+    /// prints their loss and latency and the proxy's peak RSS.
+    #[arg(long)]
+    hostile: bool,
+    /// Seconds of a --hostile run (3 with --smoke).
+    #[arg(long, default_value_t = 30.0)]
+    hostile_secs: f64,
+    /// Hostile clients of each kind (10 with --smoke).
+    #[arg(long, default_value_t = 100)]
+    hostile_clients: usize,
+    /// Well-behaved sessions during a --hostile run.
+    #[arg(long, default_value_t = 100)]
+    hostile_healthy: usize,
+    /// Attack kinds of a --hostile run, e.g. `a,e` (default: a to f).
+    #[arg(long, value_delimiter = ',')]
+    hostile_kinds: Vec<char>,
+    /// Run each kind alone on a fresh proxy instead of all at once.
+    #[arg(long)]
+    hostile_separately: bool,
+    /// Stop a --hostile run when the proxy's RSS passes this (MiB).
+    #[arg(long, default_value_t = 1024)]
+    hostile_guard_mib: u64,
     /// Internal: be the reference echo server on this port.
     #[arg(long, hide = true)]
     reference_server: Option<u16>,
@@ -183,6 +209,21 @@ async fn run(args: Args) -> Result<bool, Error> {
     };
     if let Some(secs) = args.profile {
         return profile(&setup, secs).await;
+    }
+    if args.hostile {
+        let plan = hostile::Plan {
+            duration: Duration::from_secs_f64(if args.smoke { 3.0 } else { args.hostile_secs }),
+            clients: if args.smoke { 10 } else { args.hostile_clients },
+            healthy: args.hostile_healthy,
+            kinds: if args.hostile_kinds.is_empty() {
+                attackers::KINDS.chars().collect()
+            } else {
+                args.hostile_kinds.clone()
+            },
+            separately: args.hostile_separately,
+            guard_kib: args.hostile_guard_mib * 1024,
+        };
+        return hostile::run(&setup, plan).await;
     }
     let plan = Plan::new(&args);
     let group = |g: &str| args.only.is_empty() || args.only.iter().any(|o| o == g);
