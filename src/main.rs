@@ -49,4 +49,3 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("sockjsproxy: {e}");
     ExitCode::from(2)
 }
-

@@ -56,7 +56,12 @@ fn handle<P: AsRef<[u8]>>(backend: &Backend, parts: &[P]) {
         Ok(command) => dispatch(backend, command),
         Err(e) => {
             backend.stats.bad_commands.fetch_add(1, Ordering::Relaxed);
-            log::warn!("service {}: backend message dropped: {e}", backend.name);
+            static BAD: crate::ratelog::Throttle =
+                crate::ratelog::Throttle::new("backend commands");
+            BAD.warn(format_args!(
+                "service {}: backend message dropped: {e}",
+                backend.name
+            ));
         }
     }
 }
@@ -93,8 +98,10 @@ fn unknown(backend: &Backend, kind: &str, key: crate::sockjs::SessionKey) {
         .stats
         .unknown_sessions
         .fetch_add(1, Ordering::Relaxed);
-    log::warn!(
+    // A backend answering sessions that just closed can send many of these.
+    static UNKNOWN: crate::ratelog::Throttle = crate::ratelog::Throttle::new("backend commands");
+    UNKNOWN.warn(format_args!(
         "service {}: {kind} for unknown session {key} dropped",
         backend.name
-    );
+    ));
 }

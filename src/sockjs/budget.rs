@@ -8,8 +8,11 @@
 //! of their messages while the backend was healthy. Now:
 //! - a transport [`Budget::reserve`]s a batch's [`cost`] before handing it to
 //!   its session: while the budget is spent it waits (a websocket stops being
-//!   read, an `xhr_send` answer is held), in arrival order, so a flooder
-//!   waits behind the others rather than ahead of them;
+//!   read, an `xhr_send` answer is held);
+//! - when room comes back, the waiting session holding the fewest bytes goes
+//!   first (ties in arrival order): each session has a [`Share`], the bytes
+//!   it holds now, so a session that sends now and then passes every
+//!   flooder, and flooders share what is left evenly;
 //! - the bytes stay [`Held`] until the application is done with each message
 //!   (for the 0MQ backend: written to a backend connection); dropping a
 //!   [`Held`] gives them back, whatever path the message took;
@@ -21,25 +24,66 @@
 //! overshot by at most one batch (one request body or websocket message plus
 //! its per-message overhead).
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
-use tokio::sync::{Notify, Semaphore};
-
-/// What one queued message costs beyond its text: the queue's bookkeeping,
-/// so that a body of 100,000 empty messages is not free.
-pub const MESSAGE_OVERHEAD: usize = 64;
+/// What one queued message costs beyond its text. A message costs the
+/// backend path work of its own (a 0MQ message, a send, the backend's
+/// reply), so a body of 10,000 empty messages must not be nearly free: at
+/// 64 bytes each, a 64 MiB budget held a million of them, seconds of work
+/// that every other session's messages queued behind.
+pub const MESSAGE_OVERHEAD: usize = 512;
 
 /// The cost of a batch of client messages.
 pub fn cost(messages: &[String]) -> usize {
     messages.iter().map(|m| m.len() + MESSAGE_OVERHEAD).sum()
 }
 
-/// Reserves a batch's cost when there is a budget; holds nothing otherwise.
-pub async fn reserve_for(budget: Option<&Arc<Budget>>, messages: &[String]) -> Held {
+/// Reserves a batch's cost for `share` when there is a budget; holds nothing
+/// otherwise.
+pub async fn reserve_for(budget: Option<&Arc<Budget>>, share: &Share, messages: &[String]) -> Held {
     match budget {
-        Some(b) => b.reserve(cost(messages)).await,
+        Some(b) => b.reserve(share, cost(messages)).await,
         None => Held::nothing(),
+    }
+}
+
+/// The bytes one session holds in a budget now.
+#[derive(Debug, Clone, Default)]
+pub struct Share(Arc<AtomicUsize>);
+
+impl Share {
+    pub fn bytes(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A reservation waiting for room.
+struct Waiter {
+    ticket: u64,
+    share: Share,
+    waker: Waker,
+}
+
+#[derive(Default)]
+struct Waiting {
+    next_ticket: u64,
+    list: Vec<Waiter>,
+}
+
+impl Waiting {
+    /// The waiter to admit next: the fewest bytes held, then the oldest.
+    fn best(&self) -> Option<&Waiter> {
+        self.list.iter().min_by_key(|w| (w.share.bytes(), w.ticket))
+    }
+
+    fn wake_best(&self) {
+        if let Some(w) = self.best() {
+            w.waker.wake_by_ref();
+        }
     }
 }
 
@@ -48,10 +92,10 @@ pub async fn reserve_for(budget: Option<&Arc<Budget>>, messages: &[String]) -> H
 pub struct Budget {
     capacity: usize,
     used: AtomicUsize,
-    /// One reservation at a time waits for room; the rest queue here, first
-    /// come first served (tokio's semaphore is fair).
-    turn: Semaphore,
-    room: Notify,
+    waiting: Mutex<Waiting>,
+    /// How many wait in `waiting`, so that the common case (nobody waits)
+    /// takes no lock.
+    waiters: AtomicUsize,
     /// Reservations that had to wait, for metrics.
     waits: AtomicU64,
 }
@@ -61,48 +105,52 @@ impl Budget {
         Arc::new(Budget {
             capacity,
             used: AtomicUsize::new(0),
-            turn: Semaphore::new(1),
-            room: Notify::new(),
+            waiting: Mutex::default(),
+            waiters: AtomicUsize::new(0),
             waits: AtomicU64::new(0),
         })
     }
 
-    /// Waits until the budget has room, then holds `bytes` of it.
-    pub async fn reserve(self: &Arc<Self>, bytes: usize) -> Held {
-        if self.turn.available_permits() == 1 && self.used() < self.capacity {
-            return self.hold(bytes);
+    /// Waits until the budget has room and no session holding fewer bytes
+    /// waits, then holds `bytes` of it for `share`.
+    pub fn reserve(self: &Arc<Self>, share: &Share, bytes: usize) -> Reserve {
+        Reserve {
+            budget: self.clone(),
+            share: share.clone(),
+            bytes,
+            ticket: None,
         }
-        self.waits.fetch_add(1, Ordering::Relaxed);
-        // Never closed: the budget owns its semaphore.
-        let _turn = self.turn.acquire().await;
-        while self.used() >= self.capacity {
-            // `notify_one` stores a wakeup when nobody waits, so none is lost
-            // between the check and the wait.
-            self.room.notified().await;
-        }
-        self.hold(bytes)
     }
 
     /// Holds `bytes` without waiting, when the budget plus a quarter has
     /// room: for events that must not wait behind client messages.
     pub fn try_hold(self: &Arc<Self>, bytes: usize) -> Option<Held> {
         let limit = self.capacity + self.capacity / 4;
-        (self.used() + bytes <= limit).then(|| self.hold(bytes))
+        (self.used() + bytes <= limit).then(|| self.hold(None, bytes))
     }
 
-    fn hold(self: &Arc<Self>, bytes: usize) -> Held {
+    fn hold(self: &Arc<Self>, share: Option<Share>, bytes: usize) -> Held {
         self.used.fetch_add(bytes, Ordering::AcqRel);
+        if let Some(s) = &share {
+            s.0.fetch_add(bytes, Ordering::AcqRel);
+        }
         Held {
             budget: Some(self.clone()),
+            share,
             bytes,
         }
     }
 
     fn release(&self, bytes: usize) {
-        let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
-        if before >= self.capacity && before - bytes < self.capacity {
-            self.room.notify_one();
+        let after = self.used.fetch_sub(bytes, Ordering::AcqRel) - bytes;
+        if after < self.capacity && self.waiters.load(Ordering::Acquire) > 0 {
+            let waiting = self.lock();
+            waiting.wake_best();
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Bytes held now.
@@ -120,10 +168,88 @@ impl Budget {
     }
 }
 
-/// Bytes held against a [`Budget`] until dropped.
+/// A reservation under way; see [`Budget::reserve`]. Dropping it while it
+/// waits (the client went away) leaves the line without blocking it.
+pub struct Reserve {
+    budget: Arc<Budget>,
+    share: Share,
+    bytes: usize,
+    /// Set while waiting in the line.
+    ticket: Option<u64>,
+}
+
+impl Future for Reserve {
+    type Output = Held;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Held> {
+        let this = &mut *self;
+        let budget = this.budget.clone();
+        let fast = this.ticket.is_none()
+            && budget.waiters.load(Ordering::Acquire) == 0
+            && budget.used() < budget.capacity;
+        if fast {
+            return Poll::Ready(budget.hold(Some(this.share.clone()), this.bytes));
+        }
+        let mut waiting = budget.lock();
+        let room = budget.used() < budget.capacity;
+        let admitted = match this.ticket {
+            None => room && waiting.list.is_empty(),
+            Some(ticket) => room && waiting.best().is_some_and(|w| w.ticket == ticket),
+        };
+        if admitted {
+            if let Some(ticket) = this.ticket.take() {
+                waiting.list.retain(|w| w.ticket != ticket);
+                budget.waiters.store(waiting.list.len(), Ordering::Release);
+            }
+            let held = budget.hold(Some(this.share.clone()), this.bytes);
+            if budget.used() < budget.capacity {
+                waiting.wake_best();
+            }
+            return Poll::Ready(held);
+        }
+        match this.ticket {
+            Some(ticket) => {
+                if let Some(w) = waiting.list.iter_mut().find(|w| w.ticket == ticket) {
+                    w.waker.clone_from(cx.waker());
+                }
+            }
+            None => {
+                budget.waits.fetch_add(1, Ordering::Relaxed);
+                let ticket = waiting.next_ticket;
+                waiting.next_ticket += 1;
+                waiting.list.push(Waiter {
+                    ticket,
+                    share: this.share.clone(),
+                    waker: cx.waker().clone(),
+                });
+                budget.waiters.store(waiting.list.len(), Ordering::Release);
+                this.ticket = Some(ticket);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Reserve {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            let mut waiting = self.budget.lock();
+            waiting.list.retain(|w| w.ticket != ticket);
+            self.budget
+                .waiters
+                .store(waiting.list.len(), Ordering::Release);
+            if self.budget.used() < self.budget.capacity {
+                waiting.wake_best();
+            }
+        }
+    }
+}
+
+/// Bytes held against a [`Budget`] (and a session's [`Share`]) until dropped.
 #[must_use]
 pub struct Held {
     budget: Option<Arc<Budget>>,
+    share: Option<Share>,
     bytes: usize,
 }
 
@@ -132,6 +258,7 @@ impl Held {
     pub fn nothing() -> Held {
         Held {
             budget: None,
+            share: None,
             bytes: 0,
         }
     }
@@ -142,6 +269,7 @@ impl Held {
         self.bytes -= bytes;
         Held {
             budget: self.budget.clone(),
+            share: self.share.clone(),
             bytes,
         }
     }
@@ -153,9 +281,13 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(budget) = &self.budget
-            && self.bytes > 0
-        {
+        if self.bytes == 0 {
+            return;
+        }
+        if let Some(share) = &self.share {
+            share.0.fetch_sub(self.bytes, Ordering::AcqRel);
+        }
+        if let Some(budget) = &self.budget {
             budget.release(self.bytes);
         }
     }
@@ -174,58 +306,77 @@ mod tests {
     #[tokio::test]
     async fn a_spent_budget_holds_clients_until_bytes_come_back() {
         let budget = Budget::new(100);
-        let first = budget.reserve(150).await; // admitted: room was left
-        assert_eq!(budget.used(), 150);
+        let share = Share::default();
+        let first = budget.reserve(&share, 150).await; // admitted: room was left
+        assert_eq!((budget.used(), share.bytes()), (150, 150));
         let waiting = tokio::spawn({
-            let b = budget.clone();
-            async move { b.reserve(10).await }
+            let (b, s) = (budget.clone(), share.clone());
+            async move { b.reserve(&s, 10).await }
         });
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
         assert_eq!(budget.waits(), 1);
         drop(first);
         let second = waiting.await.unwrap();
-        assert_eq!(budget.used(), 10);
+        assert_eq!((budget.used(), share.bytes()), (10, 10));
         drop(second);
-        assert_eq!(budget.used(), 0);
+        assert_eq!((budget.used(), share.bytes()), (0, 0));
+    }
+
+    /// Waits for a reservation in a task of its own, recording the order in
+    /// which reservations are admitted.
+    fn queue_up(
+        budget: &Arc<Budget>,
+        share: &Share,
+        name: &'static str,
+        order: &Arc<Mutex<Vec<&'static str>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (b, s, order) = (budget.clone(), share.clone(), order.clone());
+        tokio::spawn(async move {
+            let held = b.reserve(&s, 10).await;
+            order.lock().unwrap().push(name);
+            drop(held);
+        })
     }
 
     #[tokio::test]
-    async fn waiting_clients_are_served_in_arrival_order() {
+    async fn the_session_holding_least_goes_first_then_arrival_order() {
         let budget = Budget::new(10);
-        let block = budget.reserve(10).await;
-        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut tasks = Vec::new();
-        for i in 0..5 {
-            let (b, order) = (budget.clone(), order.clone());
-            tasks.push(tokio::spawn(async move {
-                let held = b.reserve(10).await;
-                order.lock().unwrap().push(i);
-                drop(held);
-            }));
-            tokio::task::yield_now().await;
-        }
-        drop(block);
+        let (flooder, quiet, other) = (Share::default(), Share::default(), Share::default());
+        let _kept = budget.reserve(&flooder, 5).await;
+        let flooding = budget.reserve(&flooder, 10).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = vec![queue_up(&budget, &flooder, "flooder", &order)];
+        tokio::task::yield_now().await;
+        tasks.push(queue_up(&budget, &quiet, "quiet", &order));
+        tokio::task::yield_now().await;
+        tasks.push(queue_up(&budget, &other, "other", &order));
+        tokio::task::yield_now().await;
+        drop(flooding);
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
-        assert_eq!(budget.used(), 0);
+        // The flooder came first but holds bytes; the two that hold none
+        // pass it, in the order they came.
+        assert_eq!(*order.lock().unwrap(), ["quiet", "other", "flooder"]);
+        assert_eq!(budget.used(), 5);
     }
 
     #[tokio::test]
     async fn a_client_that_leaves_while_waiting_does_not_block_the_others() {
         let budget = Budget::new(10);
-        let block = budget.reserve(10).await;
+        let share = Share::default();
+        let block = budget.reserve(&share, 10).await;
         let gone = tokio::spawn({
-            let b = budget.clone();
-            async move { b.reserve(5).await }
+            let (b, s) = (budget.clone(), Share::default());
+            async move { b.reserve(&s, 5).await }
         });
         tokio::task::yield_now().await;
         gone.abort();
         let _ = gone.await;
         drop(block);
-        let next = tokio::time::timeout(std::time::Duration::from_secs(1), budget.reserve(5));
+        let next = budget.reserve(&share, 5);
+        let next = tokio::time::timeout(std::time::Duration::from_secs(1), next);
         assert_eq!(next.await.expect("blocked").bytes(), 5);
     }
 

@@ -55,6 +55,25 @@ struct Timing {
     poll_batch: Duration,
 }
 
+/// Most bytes of messages one frame of a websocket or streaming response
+/// carries (one message always goes whole): a frame the response has taken
+/// is held until the client reads it, outside the session's byte count, so
+/// frames stay small for clients that stop reading.
+const FRAME_BYTES: usize = 64 * 1024;
+
+/// How many of `pending`'s first messages go in the next frame.
+fn frame_length(pending: &[String]) -> usize {
+    let mut bytes = 0;
+    pending
+        .iter()
+        .take_while(|m| {
+            let fits = bytes == 0 || bytes + m.len() <= FRAME_BYTES;
+            bytes += m.len();
+            fits
+        })
+        .count()
+}
+
 /// Where a polling receiver is in its batch window (see `Options::poll_batch`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PollBatch {
@@ -146,13 +165,21 @@ impl Session {
                 }
                 _ if !self.pending.is_empty() => {
                     let batch = self.pending.make_contiguous();
+                    let n = match kind {
+                        Kind::Polling => batch.len(),
+                        _ => frame_length(batch),
+                    };
+                    let batch = &batch[..n];
                     let w = receiver.write(&Frame::Messages(batch));
                     if !matches!(w, Written::Full | Written::Gone) {
-                        Metrics::add(&self.metrics.messages_out, batch.len());
-                        Metrics::add(&self.metrics.bytes_out, batch.iter().map(String::len).sum());
-                        self.pending.clear();
-                        self.pending_bytes = 0;
-                        self.poll_batch = PollBatch::Idle;
+                        let bytes: usize = batch.iter().map(String::len).sum();
+                        Metrics::add(&self.metrics.messages_out, n);
+                        Metrics::add(&self.metrics.bytes_out, bytes);
+                        self.pending.drain(..n);
+                        self.pending_bytes -= bytes;
+                        if self.pending.is_empty() {
+                            self.poll_batch = PollBatch::Idle;
+                        }
                     }
                     w
                 }

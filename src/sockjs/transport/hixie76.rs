@@ -28,7 +28,7 @@ use md5::{Digest, Md5};
 use tokio::sync::oneshot;
 
 use super::super::Service;
-use super::super::budget::Budget;
+use super::super::budget::{Budget, Share};
 use super::super::frame::decode_messages;
 use super::super::http;
 use super::super::metrics::Transport;
@@ -138,6 +138,7 @@ async fn read_client(
     let key3 = buf.split_to(8);
     let _ = challenge.send(challenge_response(key1, key2, &key3));
     let mut frames = FrameReader::new(max_message_bytes);
+    let share = Share::default();
     'read: loop {
         loop {
             match frames.next(&mut buf) {
@@ -146,7 +147,9 @@ async fn read_client(
                 Ok(Some(text)) => match decode_messages(text.as_bytes()) {
                     Ok(messages) if messages.is_empty() => {}
                     Ok(messages) => {
-                        if !super::websocket::deliver(&session, budget.as_ref(), messages).await {
+                        if !super::websocket::deliver(&session, (budget.as_ref(), &share), messages)
+                            .await
+                        {
                             break 'read;
                         }
                     }

@@ -177,7 +177,7 @@ impl SendError {
 
 /// Hands a client payload (`["a","b"]`) to the session `id`.
 pub async fn send_to_session(service: &Service, id: &str, payload: &[u8]) -> Result<(), SendError> {
-    let addr = service.registry.get(id).ok_or(SendError::NoSession)?;
+    let (addr, share) = service.registry.get(id).ok_or(SendError::NoSession)?;
     let messages = decode_messages(payload)?;
     if messages.len() > service.options.max_messages_per_send {
         return Err(SendError::TooMany(service.options.max_messages_per_send));
@@ -185,7 +185,7 @@ pub async fn send_to_session(service: &Service, id: &str, payload: &[u8]) -> Res
     if !messages.is_empty() {
         // The answer waits for room in the application's budget: a client
         // that floods is held back, not the other sessions.
-        let held = reserve_for(service.budget.as_ref(), &messages).await;
+        let held = reserve_for(service.budget.as_ref(), &share, &messages).await;
         addr.send(FromClient(messages, held))
             .await
             .map_err(|_| SendError::NoSession)?;

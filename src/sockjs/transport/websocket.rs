@@ -17,7 +17,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 
 use super::super::Service;
-use super::super::budget::{Budget, reserve_for};
+use super::super::budget::{Budget, Share, reserve_for};
 use super::super::frame::decode_messages;
 use super::super::http;
 use super::super::metrics::Transport;
@@ -113,6 +113,7 @@ async fn read_client(
     budget: Option<Arc<Budget>>,
 ) {
     let mut reader = MessageReader::new(max_message_bytes);
+    let share = Share::default();
     let mut keepalive = Keepalive::new(ping);
     'read: loop {
         let chunk = tokio::select! {
@@ -157,7 +158,8 @@ async fn read_client(
                     }
                 },
             };
-            if !messages.is_empty() && !deliver(&session, budget.as_ref(), messages).await {
+            if !messages.is_empty() && !deliver(&session, (budget.as_ref(), &share), messages).await
+            {
                 break 'read;
             }
         }
@@ -171,10 +173,10 @@ async fn read_client(
 /// of buffering without end or dropping. False when the session is gone.
 pub async fn deliver(
     session: &Addr<Session>,
-    budget: Option<&Arc<Budget>>,
+    (budget, share): (Option<&Arc<Budget>>, &Share),
     messages: Vec<String>,
 ) -> bool {
-    let held = reserve_for(budget, &messages).await;
+    let held = reserve_for(budget, share, &messages).await;
     match session.try_send(FromClient(messages, held)) {
         Ok(()) => true,
         Err(actix::prelude::SendError::Full(msg)) => session.send(msg).await.is_ok(),
