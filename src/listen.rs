@@ -24,6 +24,8 @@ use actix_web::dev::{AppConfig, Extensions, ServiceRequest, ServiceResponse};
 const BACKLOG: u32 = 1024;
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// `TCP_USER_TIMEOUT` of every connection (see [`listener`]).
+const UNACKED_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How to serve.
 pub struct Settings {
@@ -131,6 +133,11 @@ fn listener(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // A restarted proxy can bind while its old connections are in TIME_WAIT.
     socket.set_reuse_address(true)?;
+    // Accepted connections inherit it: a peer that acknowledges nothing we
+    // send for this long is gone (or will not read), and the kernel closes
+    // the connection, so dead hixie-76, streaming and websocket peers are
+    // reaped after the next heartbeat or ping instead of holding descriptors.
+    socket.set_tcp_user_timeout(Some(UNACKED_TIMEOUT))?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG as i32)?;
     Ok(TcpListener::from(socket))
