@@ -20,6 +20,7 @@ pub mod procs;
 pub mod raw_ws;
 pub mod ws;
 pub mod zmq_peer;
+pub mod zmtp_raw;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -310,6 +311,27 @@ impl Proxy {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS in /proc/<pid>/status")
+    }
+
+    /// The proxy's peak resident memory so far in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+
+    /// The value of the sample `key` (name and labels) in `/metrics`.
+    pub async fn metric(&self, key: &str) -> f64 {
+        let text = http::get(self.http_port, "/metrics").await.text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no sample {key} in:\n{text}"))
+            .parse()
+            .expect("numeric sample")
     }
 
     /// Starts the proxy as `plan` says, on ports it picks; if the proxy finds
