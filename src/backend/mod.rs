@@ -299,7 +299,7 @@ impl Backend {
         match sockets.pull {
             Bound::Native(listener) => {
                 let inbox: Arc<dyn zmtp::pull::Inbox> = self.clone();
-                let limits = zmtp::wire::Limits {
+                let limits = zmtp::decoder::Limits {
                     frames: MAX_COMMAND_FRAMES,
                     bytes: MAX_COMMAND_BYTES,
                     command: MAX_ZMTP_COMMAND,

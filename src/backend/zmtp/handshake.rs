@@ -12,7 +12,8 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Stream;
-use super::wire::{self, Command, Decoder, GREETING_LEN, Item, Limits, SocketType, WireError};
+use super::decoder::{Decoder, Item, Limits};
+use super::wire::{self, Command, GREETING_LEN, SocketType, WireError};
 
 /// How long a new peer has to complete its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -17,6 +17,7 @@
 //! `localhost`) stay with libzmq, as does scale-out mode (see
 //! [`Listener::bind`] and `--zmq-engine`).
 
+pub mod decoder;
 mod handshake;
 mod ledger;
 pub mod pull;

@@ -21,8 +21,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::decoder::{Decoder, Item, Limits};
 use super::handshake::handshake;
-use super::wire::{self, Command, Decoder, Item, Limits, SocketType, WireError};
+use super::wire::{self, Command, SocketType, WireError};
 use super::{Counters, Listener, Stream};
 
 /// Room made in the read buffer before each read.

@@ -25,9 +25,10 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
+use super::decoder::{Decoder, Item, Limits};
 use super::handshake::handshake;
 use super::ledger::Ledger;
-use super::wire::{self, Command, Decoder, Item, Limits, SocketType, WireError};
+use super::wire::{self, Command, SocketType, WireError};
 use super::{Counters, Listener, Stream};
 
 /// Bytes a peer may hold unwritten before new messages go to other peers.
