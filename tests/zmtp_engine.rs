@@ -483,3 +483,25 @@ async fn the_libzmq_engine_still_carries_a_round_trip() {
     })
     .await
 }
+
+#[tokio::test]
+async fn with_the_libzmq_engine_a_frame_over_64_mib_disconnects_its_backend_unbuffered() {
+    bounded(async {
+        let args = || vec!["--zmq-engine".to_string(), "libzmq".to_string()];
+        let proxy = Proxy::with_args("", args, "info").await;
+        let mut backend = Backend::connect(&proxy);
+        let (mut ws, id) = session(&proxy, &mut backend).await;
+        let before = proxy.peak_rss_kib();
+
+        let huge = vec![b'x'; (64 << 20) + 1];
+        backend.send(&[b"message", id.as_bytes(), &huge]);
+        drop(huge);
+        backend.send_message(&id, "next");
+        // libzmq (ZMQ_MAXMSGSIZE) dropped the connection at the frame's
+        // header; the backend reconnected and sent what followed.
+        assert_eq!(ws::text(&mut ws).await, "next");
+        let grown = proxy.peak_rss_kib().saturating_sub(before);
+        assert!(grown < 32 << 10, "peak RSS grew by {grown} KiB");
+    })
+    .await
+}

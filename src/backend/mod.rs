@@ -196,7 +196,13 @@ impl Backend {
             socket.set_linger(linger).map_err(err)?;
             match socket_type {
                 zmq::PUSH => socket.set_sndhwm(hwm).map_err(err)?,
-                _ => socket.set_rcvhwm(hwm).map_err(err)?,
+                _ => {
+                    socket.set_rcvhwm(hwm).map_err(err)?;
+                    // libzmq bounds each frame (not the message), and drops
+                    // a peer that breaks it, uncounted: it tells no one.
+                    let max = MAX_COMMAND_BYTES as i64;
+                    socket.set_maxmsgsize(max).map_err(err)?;
+                }
             }
             socket.bind(endpoint).map_err(err)?;
             Ok::<_, BackendError>(Bound::Zmq(socket))
