@@ -2,10 +2,11 @@
 //! with a temporary TOML config on free ports (and killed on drop), a time bound
 //! for every test, and the clients of the other modules: a raw HTTP/1.1 client
 //! ([`http`]), a real 0MQ backend peer ([`backend`]), libzmq sockets with
-//! their event monitor ([`zmq_peer`]), websocket helpers ([`ws`]), a
-//! websocket client by hand ([`raw_ws`]), hostile clients ([`attack`]), the
-//! well-behaved clients and backends beside them ([`bystanders`]) and what
-//! the attacks cost the proxy ([`meter`]).
+//! their event monitor ([`zmq_peer`]), raw ZMTP peers that send what libzmq
+//! would not ([`zmtp_raw`]), websocket helpers ([`ws`]), a websocket client
+//! by hand ([`raw_ws`]), hostile clients ([`attack`]), the well-behaved
+//! clients and backends beside them ([`bystanders`]) and what the attacks
+//! cost the proxy ([`meter`]).
 //!
 //! Every test binary uses only part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
