@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::backend::Backend;
+use common::meter::peak_rss_kib;
 use common::zmq_peer::Watched;
 use common::zmtp_raw::{frame_header, handshaken, read_until_closed, zmtp_hello};
 use common::{IO_LIMIT, Proxy, bounded, http, ws};
@@ -360,7 +361,7 @@ async fn a_backend_sending_more_frames_for_ever_is_disconnected_and_the_proxy_st
         let proxy = Proxy::start().await;
         let mut backend = Backend::connect(&proxy);
         let (mut ws, id) = session(&proxy, &mut backend).await;
-        let before = proxy.peak_rss_kib();
+        let before = peak_rss_kib(proxy.pid());
 
         // Frames of 1 MiB, each with MORE: one message that never ends (the
         // old reader kept every frame: 4 GiB in 11 s). Up to 256 MiB.
@@ -384,7 +385,7 @@ async fn a_backend_sending_more_frames_for_ever_is_disconnected_and_the_proxy_st
         assert!(line.contains(&address) && line.contains("WARN"), "{line}");
         assert_eq!(proxy.metric(&disconnects("too_many_frames")).await, 1.0);
         assert_eq!(proxy.metric(BAD).await, 1.0, "the cut message is a drop");
-        let grown = proxy.peak_rss_kib().saturating_sub(before);
+        let grown = peak_rss_kib(proxy.pid()).saturating_sub(before);
         assert!(grown < 32 << 10, "peak RSS grew by {grown} KiB");
 
         // The good backend on the same socket was not disturbed.
@@ -407,7 +408,7 @@ async fn a_message_over_64_mib_disconnects_its_backend_unbuffered_and_the_next_o
         let proxy = Proxy::start().await;
         let mut backend = Backend::connect(&proxy);
         let (mut ws, id) = session(&proxy, &mut backend).await;
-        let before = proxy.peak_rss_kib();
+        let before = peak_rss_kib(proxy.pid());
 
         // 7 + 1 bytes, then two frames of 32 MiB: the fourth header is refused.
         let half = vec![b'x'; 32 << 20];
@@ -424,7 +425,7 @@ async fn a_message_over_64_mib_disconnects_its_backend_unbuffered_and_the_next_o
             .await;
         assert_eq!(proxy.metric(&disconnects("message_too_large")).await, 1.0);
         assert_eq!(proxy.metric(BAD).await, 1.0);
-        let grown = proxy.peak_rss_kib().saturating_sub(before);
+        let grown = peak_rss_kib(proxy.pid()).saturating_sub(before);
         assert!(grown < 48 << 10, "peak RSS grew by {grown} KiB");
         eprintln!("64 MiB + 8 byte message: peak RSS grew by {grown} KiB");
     })
@@ -491,7 +492,7 @@ async fn with_the_libzmq_engine_a_frame_over_64_mib_disconnects_its_backend_unbu
         let proxy = Proxy::with_args("", args, "info").await;
         let mut backend = Backend::connect(&proxy);
         let (mut ws, id) = session(&proxy, &mut backend).await;
-        let before = proxy.peak_rss_kib();
+        let before = peak_rss_kib(proxy.pid());
 
         let huge = vec![b'x'; (64 << 20) + 1];
         backend.send(&[b"message", id.as_bytes(), &huge]);
@@ -500,7 +501,7 @@ async fn with_the_libzmq_engine_a_frame_over_64_mib_disconnects_its_backend_unbu
         // libzmq (ZMQ_MAXMSGSIZE) dropped the connection at the frame's
         // header; the backend reconnected and sent what followed.
         assert_eq!(ws::text(&mut ws).await, "next");
-        let grown = proxy.peak_rss_kib().saturating_sub(before);
+        let grown = peak_rss_kib(proxy.pid()).saturating_sub(before);
         assert!(grown < 32 << 10, "peak RSS grew by {grown} KiB");
     })
     .await

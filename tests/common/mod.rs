@@ -314,17 +314,6 @@ impl Proxy {
             .expect("VmRSS in /proc/<pid>/status")
     }
 
-    /// The proxy's peak resident memory so far in KiB (VmHWM).
-    pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("read /proc/<pid>/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/<pid>/status")
-    }
-
     /// The value of the sample `key` (name and labels) in `/metrics`.
     pub async fn metric(&self, key: &str) -> f64 {
         let text = http::get(self.http_port, "/metrics").await.text();
