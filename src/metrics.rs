@@ -193,6 +193,57 @@ pub fn render(sources: &Sources) -> String {
             b.backpressure_waits()
         );
     }
+    backend_connections(&mut out, sources);
     crate::bridge::stats::render(&mut out);
     out
+}
+
+/// What the native ZMTP sockets count: backends refused for what they sent,
+/// events lost with a broken connection.
+fn backend_connections(out: &mut String, sources: &Sources) {
+    header(
+        out,
+        "backend_disconnects_total",
+        "counter",
+        "Backend connections closed by the proxy for what the backend sent, by reason.",
+    );
+    header(
+        out,
+        "backend_unconfirmed_events_total",
+        "counter",
+        "Events written to a backend connection that broke before the backend's host acknowledged them.",
+    );
+    header(
+        out,
+        "backend_unconfirmed_bytes_total",
+        "counter",
+        "Bytes written to a backend connection that broke before the backend's host acknowledged them.",
+    );
+    for (s, b) in &sources.0 {
+        let l = if s.prefix.is_empty() { "/" } else { &s.prefix };
+        let n = &b.stats.native;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        for (reason, c) in [
+            ("too_many_frames", &n.too_many_frames),
+            ("message_too_large", &n.too_large),
+            ("message_on_push", &n.message_on_push),
+            ("bad_frame", &n.bad_frames),
+        ] {
+            let _ = writeln!(
+                out,
+                "sockjsproxy_backend_disconnects_total{{service=\"{l}\",reason=\"{reason}\"}} {}",
+                load(c)
+            );
+        }
+        for (unit, c) in [
+            ("events", &n.unconfirmed_events),
+            ("bytes", &n.unconfirmed_bytes),
+        ] {
+            let _ = writeln!(
+                out,
+                "sockjsproxy_backend_unconfirmed_{unit}_total{{service=\"{l}\"}} {}",
+                load(c)
+            );
+        }
+    }
 }

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep, timeout};
 
 use common::client::{Lost, Session, Transport};
-use common::procs::{Proc, spawn};
+use common::procs::{Proc, example, spawn};
 
 const SESSIONS: usize = 200;
 const ECHOES: usize = 5;
@@ -28,29 +28,6 @@ const LIVENESS_MS: u64 = 1500;
 /// The whole test; it normally takes a few seconds.
 const LIMIT: Duration = Duration::from_secs(60);
 const WAIT: Duration = Duration::from_secs(10);
-
-/// An example binary next to the proxy's. Plain `cargo test` builds every
-/// example; `cargo test --test scaleout` does not, so a missing one is built
-/// here (a separate `cargo build` resolves features differently and rebuilds
-/// much, hence only when needed).
-fn example(name: &str) -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_sockjsproxy"));
-    let path = bin.parent().unwrap().join("examples").join(name);
-    if !path.exists() {
-        let mut cargo = std::process::Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--quiet", "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if bin.parent().unwrap().ends_with("release") {
-            cargo.arg("--release");
-        }
-        assert!(
-            cargo.status().unwrap().success(),
-            "cargo build --example {name}"
-        );
-    }
-    path
-}
 
 /// Debian's nginx, installed by tests/nginx-setup.sh when missing.
 fn nginx() -> Option<PathBuf> {

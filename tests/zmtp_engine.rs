@@ -5,8 +5,10 @@
 //! made while no backend is connected wait for the next one, in order; a peer
 //! with ZMTP heartbeats gets its PINGs answered and stays connected; peers of
 //! the wrong socket type and non-ZMTP bytes are turned away while proper
-//! backends work on; a backend frame over the 64 MiB limit is dropped and
-//! counted, and the next message on the same connection delivered. And
+//! backends work on; a backend whose message breaks the bounds (8 frames, 64
+//! MiB) is disconnected at that frame's header, logged and counted, with the
+//! proxy's peak memory unmoved, and others work on; so is a PULL peer that
+//! sends our PUSH a message. And
 //! `--zmq-engine libzmq` still carries a round trip, so the old path stays
 //! covered.
 
@@ -18,9 +20,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::backend::Backend;
+use common::meter::peak_rss_kib;
 use common::zmq_peer::Watched;
+use common::zmtp_raw::{frame_header, handshaken, read_until_closed, zmtp_hello};
 use common::{IO_LIMIT, Proxy, bounded, http, ws};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// A directory for `ipc://` socket files, removed on drop.
@@ -69,55 +73,6 @@ async fn session(proxy: &Proxy, backend: &mut Backend) -> (ws::Ws, String) {
 async fn open_xhr(proxy: &Proxy, name: &str) {
     let path = Proxy::session_path(name, "xhr");
     assert_eq!(http::post(proxy.http_port, &path, b"").await.text(), "o\n");
-}
-
-/// The value of the sample `key` in the proxy's `/metrics`.
-async fn metric(proxy: &Proxy, key: &str) -> f64 {
-    let text = http::get(proxy.http_port, "/metrics").await.text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {key} in:\n{text}"))
-        .parse()
-        .expect("numeric sample")
-}
-
-/// Everything the proxy sends on `stream` until it closes the connection
-/// (a reset counts as closed); panics if it is still open after `limit`.
-async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
-    let mut got = Vec::new();
-    let read = async {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match stream.read(&mut chunk).await {
-                Ok(0) => return,
-                Ok(n) => got.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
-                Err(e) => panic!("read failed: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(limit, read)
-        .await
-        .unwrap_or_else(|_| panic!("the proxy kept the connection open for {limit:?}"));
-    got
-}
-
-/// A ZMTP 3.1 greeting (NULL mechanism) and READY naming `socket_type`, byte
-/// for byte as RFC 37 has them: a peer type libzmq itself would refuse to
-/// pair, so that only the proxy's own check stands between it and events.
-fn zmtp_hello(socket_type: &str) -> Vec<u8> {
-    let mut hello = vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 3, 1];
-    hello.extend_from_slice(b"NULL");
-    hello.resize(64, 0);
-    let mut ready = vec![5];
-    ready.extend_from_slice(b"READY");
-    ready.push(11);
-    ready.extend_from_slice(b"Socket-Type");
-    ready.extend_from_slice(&(socket_type.len() as u32).to_be_bytes());
-    ready.extend_from_slice(socket_type.as_bytes());
-    hello.extend_from_slice(&[0x04, ready.len() as u8]);
-    hello.extend_from_slice(&ready);
-    hello
 }
 
 #[tokio::test]
@@ -393,29 +348,115 @@ async fn non_zmtp_bytes_on_the_pull_port_are_dropped_at_once() {
     .await
 }
 
+/// The `/metrics` sample of backends disconnected for `reason`.
+fn disconnects(reason: &str) -> String {
+    format!("sockjsproxy_backend_disconnects_total{{service=\"/echo\",reason=\"{reason}\"}}")
+}
+
+const BAD: &str = "sockjsproxy_dropped_total{service=\"/echo\",reason=\"bad_backend_message\"}";
+
 #[tokio::test]
-async fn a_frame_over_64_mib_is_dropped_and_counted_and_the_next_message_delivered() {
+async fn a_backend_sending_more_frames_for_ever_is_disconnected_and_the_proxy_stays_small() {
     bounded(async {
         let proxy = Proxy::start().await;
         let mut backend = Backend::connect(&proxy);
         let (mut ws, id) = session(&proxy, &mut backend).await;
-        let bad = "sockjsproxy_dropped_total{service=\"/echo\",reason=\"bad_backend_message\"}";
-        assert_eq!(metric(&proxy, bad).await, 0.0);
+        let before = peak_rss_kib(proxy.pid());
 
-        let huge = vec![b'x'; (64 << 20) + 1];
-        backend.send(&[b"message", id.as_bytes(), &huge]);
-        drop(huge);
-        backend.send_message(&id, "next");
-        // The huge message would have come first (and broken the client's
-        // 64 MiB message limit).
-        assert_eq!(ws::text(&mut ws).await, "next");
-        assert_eq!(metric(&proxy, bad).await, 1.0);
-        assert!(proxy.stderr_contains("a frame of 67108865 bytes is over the 67108864 byte limit"));
+        // Frames of 1 MiB, each with MORE: one message that never ends (the
+        // old reader kept every frame: 4 GiB in 11 s). Up to 256 MiB.
+        let mut raw = handshaken(&proxy.services[0].pull, "PUSH").await;
+        let address = raw.local_addr().unwrap().to_string();
+        let mut frame = frame_header(true, 1 << 20);
+        frame.resize(frame.len() + (1 << 20), b'x');
+        let mut sent = 0;
+        let stream = async {
+            while sent < 256 && raw.write_all(&frame).await.is_ok() {
+                sent += 1;
+            }
+        };
+        tokio::time::timeout(IO_LIMIT, stream)
+            .await
+            .expect("the proxy neither read nor closed");
+        assert!(sent < 64, "the proxy took {sent} MiB of one message");
+        let line = proxy
+            .wait_for_log("sent PULL a message of more than 8 frames; disconnected")
+            .await;
+        assert!(line.contains(&address) && line.contains("WARN"), "{line}");
+        assert_eq!(proxy.metric(&disconnects("too_many_frames")).await, 1.0);
+        assert_eq!(proxy.metric(BAD).await, 1.0, "the cut message is a drop");
+        let grown = peak_rss_kib(proxy.pid()).saturating_sub(before);
+        assert!(grown < 32 << 10, "peak RSS grew by {grown} KiB");
+
+        // The good backend on the same socket was not disturbed.
+        backend.send_message(&id, "still here");
+        assert_eq!(ws::text(&mut ws).await, "still here");
         assert_eq!(
             proxy.stderr_count("left PULL"),
-            0,
-            "the backend was disconnected"
+            1,
+            "{:?}",
+            proxy.stderr_lines()
         );
+        eprintln!("endless message: cut after {sent} MiB sent; peak RSS grew by {grown} KiB");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_message_over_64_mib_disconnects_its_backend_unbuffered_and_the_next_one_is_delivered() {
+    bounded(async {
+        let proxy = Proxy::start().await;
+        let mut backend = Backend::connect(&proxy);
+        let (mut ws, id) = session(&proxy, &mut backend).await;
+        let before = peak_rss_kib(proxy.pid());
+
+        // 7 + 1 bytes, then two frames of 32 MiB: the fourth header is refused.
+        let half = vec![b'x'; 32 << 20];
+        backend.send(&[b"message", id.as_bytes(), &half, &half, b"!"]);
+        drop(half);
+        backend.send_message(&id, "next");
+        // libzmq reconnects and sends what was queued behind the huge message
+        // (which would have come first and broken the client's limit).
+        assert_eq!(ws::text(&mut ws).await, "next");
+        proxy
+            .wait_for_log(
+                "a message of 67108872 bytes or more, over the 67108864 byte limit; disconnected",
+            )
+            .await;
+        assert_eq!(proxy.metric(&disconnects("message_too_large")).await, 1.0);
+        assert_eq!(proxy.metric(BAD).await, 1.0);
+        let grown = peak_rss_kib(proxy.pid()).saturating_sub(before);
+        assert!(grown < 48 << 10, "peak RSS grew by {grown} KiB");
+        eprintln!("64 MiB + 8 byte message: peak RSS grew by {grown} KiB");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_pull_peer_that_sends_a_message_to_the_push_port_is_disconnected() {
+    bounded(async {
+        let proxy = Proxy::start().await;
+        let mut raw = handshaken(&proxy.services[0].push, "PULL").await;
+        let mut message = frame_header(false, 5);
+        message.extend_from_slice(b"hello");
+        raw.write_all(&message).await.unwrap();
+        let got = read_until_closed(&mut raw, Duration::from_secs(2)).await;
+        assert!(got.is_empty(), "the proxy sent {got:?}");
+        let line = proxy
+            .wait_for_log("sent PUSH a message, where this socket takes none; disconnected")
+            .await;
+        assert!(
+            line.contains(&raw.local_addr().unwrap().to_string()),
+            "{line}"
+        );
+        assert_eq!(proxy.metric(&disconnects("message_on_push")).await, 1.0);
+
+        // Proper backends get events as ever.
+        let mut backend = Backend::echo(&proxy);
+        let (mut ws, id) = session(&proxy, &mut backend).await;
+        ws::send(&mut ws, "after").await;
+        assert_eq!(backend.expect_message(&id).await, "after");
+        assert_eq!(ws::text(&mut ws).await, "after");
     })
     .await
 }
@@ -440,6 +481,28 @@ async fn the_libzmq_engine_still_carries_a_round_trip() {
             !proxy.stderr_contains("connected to PUSH"),
             "the native engine took a backend"
         );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn with_the_libzmq_engine_a_frame_over_64_mib_disconnects_its_backend_unbuffered() {
+    bounded(async {
+        let args = || vec!["--zmq-engine".to_string(), "libzmq".to_string()];
+        let proxy = Proxy::with_args("", args, "info").await;
+        let mut backend = Backend::connect(&proxy);
+        let (mut ws, id) = session(&proxy, &mut backend).await;
+        let before = peak_rss_kib(proxy.pid());
+
+        let huge = vec![b'x'; (64 << 20) + 1];
+        backend.send(&[b"message", id.as_bytes(), &huge]);
+        drop(huge);
+        backend.send_message(&id, "next");
+        // libzmq (ZMQ_MAXMSGSIZE) dropped the connection at the frame's
+        // header; the backend reconnected and sent what followed.
+        assert_eq!(ws::text(&mut ws).await, "next");
+        let grown = peak_rss_kib(proxy.pid()).saturating_sub(before);
+        assert!(grown < 32 << 10, "peak RSS grew by {grown} KiB");
     })
     .await
 }

@@ -49,9 +49,15 @@ const READ_BATCH: usize = 256;
 /// the shutdown linger already waited for the queue, this only covers the last
 /// batch in flight.
 const LINGER_MS: i32 = 200;
-/// Largest frame the native PULL takes from a backend; a message with a larger
-/// one is dropped (and counted) without being buffered.
-const MAX_COMMAND_FRAME: usize = 64 << 20;
+/// Most bytes in one message to the native PULL (all frames); most frames in
+/// one (the protocol has 3: see `zmtp::pull` for why a few more are let
+/// through to be dropped as malformed). A backend whose message breaks either
+/// is disconnected at that frame's header, nothing of it buffered, counted.
+/// `--zmq-engine libzmq` bounds each frame to the same bytes (`ZMQ_MAXMSGSIZE`).
+const MAX_COMMAND_BYTES: u64 = 64 << 20;
+const MAX_COMMAND_FRAMES: usize = 8;
+/// Largest ZMTP command (PING, ...) a backend may send.
+const MAX_ZMTP_COMMAND: u64 = 4096;
 
 /// Which 0MQ implementation carries a service's bound sockets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -103,6 +109,8 @@ pub struct Stats {
     pub bad_commands: AtomicU64,
     /// Backend messages for a session that does not exist (any more).
     pub unknown_sessions: AtomicU64,
+    /// What the native ZMTP sockets count: peers disconnected, events lost.
+    pub native: Arc<zmtp::Counters>,
 }
 
 /// One service's backend connection; the service's [`Application`].
@@ -188,7 +196,13 @@ impl Backend {
             socket.set_linger(linger).map_err(err)?;
             match socket_type {
                 zmq::PUSH => socket.set_sndhwm(hwm).map_err(err)?,
-                _ => socket.set_rcvhwm(hwm).map_err(err)?,
+                _ => {
+                    socket.set_rcvhwm(hwm).map_err(err)?;
+                    // libzmq bounds each frame (not the message), and drops
+                    // a peer that breaks it, uncounted: it tells no one.
+                    let max = MAX_COMMAND_BYTES as i64;
+                    socket.set_maxmsgsize(max).map_err(err)?;
+                }
             }
             socket.bind(endpoint).map_err(err)?;
             Ok::<_, BackendError>(Bound::Zmq(socket))
@@ -263,9 +277,13 @@ impl Backend {
         let busy = self.writer_busy.clone();
         match sockets.push {
             Bound::Native(listener) => {
-                let push =
-                    zmtp::push::Push::start(listener, self.name.clone(), self.unflushed.clone())
-                        .map_err(|e| native_err("PUSH", e))?;
+                let push = zmtp::push::Push::start(
+                    listener,
+                    self.name.clone(),
+                    self.unflushed.clone(),
+                    self.stats.native.clone(),
+                )
+                .map_err(|e| native_err("PUSH", e))?;
                 actix_web::rt::spawn(writer::write_native(
                     push,
                     sockets.queue,
@@ -287,7 +305,13 @@ impl Backend {
         match sockets.pull {
             Bound::Native(listener) => {
                 let inbox: Arc<dyn zmtp::pull::Inbox> = self.clone();
-                zmtp::pull::start(listener, self.name.clone(), MAX_COMMAND_FRAME, inbox)
+                let limits = zmtp::decoder::Limits {
+                    frames: MAX_COMMAND_FRAMES,
+                    bytes: MAX_COMMAND_BYTES,
+                    command: MAX_ZMTP_COMMAND,
+                };
+                let counters = self.stats.native.clone();
+                zmtp::pull::start(listener, self.name.clone(), limits, inbox, counters)
                     .map_err(|e| native_err("PULL", e))?;
             }
             // In scale-out mode the commands arrive on a DEALER (see `topology`).

@@ -36,13 +36,9 @@ impl Inbox for Backend {
         handle(self, parts);
     }
 
-    fn oversize(&self, size: u64) {
+    fn cut_off(&self) {
+        // Logged with the peer's disconnection.
         self.stats.bad_commands.fetch_add(1, Ordering::Relaxed);
-        log::warn!(
-            "service {}: backend message dropped: a frame of {size} bytes is over the {} byte limit",
-            self.name,
-            super::MAX_COMMAND_FRAME
-        );
     }
 }
 

@@ -2,10 +2,11 @@
 //! with a temporary TOML config on free ports (and killed on drop), a time bound
 //! for every test, and the clients of the other modules: a raw HTTP/1.1 client
 //! ([`http`]), a real 0MQ backend peer ([`backend`]), libzmq sockets with
-//! their event monitor ([`zmq_peer`]), websocket helpers ([`ws`]), a
-//! websocket client by hand ([`raw_ws`]), hostile clients ([`attack`]), the
-//! well-behaved clients and backends beside them ([`bystanders`]) and what
-//! the attacks cost the proxy ([`meter`]).
+//! their event monitor ([`zmq_peer`]), raw ZMTP peers that send what libzmq
+//! would not ([`zmtp_raw`]), websocket helpers ([`ws`]), a websocket client
+//! by hand ([`raw_ws`]), hostile clients ([`attack`]), the well-behaved
+//! clients and backends beside them ([`bystanders`]) and what the attacks
+//! cost the proxy ([`meter`]).
 //!
 //! Every test binary uses only part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -20,6 +21,7 @@ pub mod procs;
 pub mod raw_ws;
 pub mod ws;
 pub mod zmq_peer;
+pub mod zmtp_raw;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -310,6 +312,16 @@ impl Proxy {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS in /proc/<pid>/status")
+    }
+
+    /// The value of the sample `key` (name and labels) in `/metrics`.
+    pub async fn metric(&self, key: &str) -> f64 {
+        let text = http::get(self.http_port, "/metrics").await.text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no sample {key} in:\n{text}"))
+            .parse()
+            .expect("numeric sample")
     }
 
     /// Starts the proxy as `plan` says, on ports it picks; if the proxy finds

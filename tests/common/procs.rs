@@ -1,7 +1,7 @@
 //! Child processes for multi-process tests (broker, workers, nginx, proxies
 //! started from the command line): killed on drop, stderr kept for assertions.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,4 +62,27 @@ impl Proc {
             sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// An example binary next to the proxy's. Plain `cargo test` builds every
+/// example; `cargo test --test <one file>` does not, so a missing one is
+/// built here (a separate `cargo build` resolves features differently and
+/// rebuilds much, hence only when needed).
+pub fn example(name: &str) -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_sockjsproxy"));
+    let path = bin.parent().unwrap().join("examples").join(name);
+    if !path.exists() {
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--quiet", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if bin.parent().unwrap().ends_with("release") {
+            cargo.arg("--release");
+        }
+        assert!(
+            cargo.status().unwrap().success(),
+            "cargo build --example {name}"
+        );
+    }
+    path
 }

@@ -12,12 +12,13 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Stream;
-use super::wire::{self, Command, Decoder, GREETING_LEN, Item, SocketType, WireError};
+use super::decoder::{Decoder, Item, Limits};
+use super::wire::{self, Command, GREETING_LEN, SocketType, WireError};
 
 /// How long a new peer has to complete its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest command body accepted during the handshake.
-const MAX_HANDSHAKE_FRAME: usize = 4096;
+const MAX_HANDSHAKE_FRAME: u64 = 4096;
 
 /// Why a peer was turned away.
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +75,14 @@ async fn exchange(
     wire::encode_ready(ours, &mut ready);
     stream.write_all(&ready).await?;
 
-    let mut decoder = Decoder::new(MAX_HANDSHAKE_FRAME);
+    // No message may come before READY: the decoder refuses one at its header.
+    let mut decoder = Decoder::new(Limits::commands_only(MAX_HANDSHAKE_FRAME));
     loop {
-        match decoder.decode(buf)? {
+        let item = match decoder.decode(buf) {
+            Err(WireError::NoMessages) => return Err(HandshakeError::MessageFirst),
+            item => item?,
+        };
+        match item {
             Some(Item::Command(body)) => match wire::parse_command(&body)? {
                 Command::Ready { socket_type } => return check_peer(ours, socket_type),
                 Command::Error(reason) => {
@@ -86,7 +92,7 @@ async fn exchange(
                 }
                 Command::Ping { .. } | Command::Other => {}
             },
-            Some(Item::Message(_) | Item::Oversize(_)) => return Err(HandshakeError::MessageFirst),
+            Some(Item::Message(_)) => return Err(HandshakeError::MessageFirst),
             None => {
                 if stream.read_buf(buf).await? == 0 {
                     return Err(eof());

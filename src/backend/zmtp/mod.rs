@@ -17,7 +17,9 @@
 //! `localhost`) stay with libzmq, as does scale-out mode (see
 //! [`Listener::bind`] and `--zmq-engine`).
 
+pub mod decoder;
 mod handshake;
+mod ledger;
 pub mod pull;
 pub mod push;
 pub mod wire;
@@ -26,6 +28,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -129,11 +132,69 @@ impl Listener {
     }
 }
 
+/// What the native sockets of one service count, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Backends disconnected for a message of too many frames...
+    pub too_many_frames: AtomicU64,
+    /// ...of too many bytes...
+    pub too_large: AtomicU64,
+    /// ...for sending a message to our PUSH...
+    pub message_on_push: AtomicU64,
+    /// ...or for bytes that are not ZMTP after the handshake.
+    pub bad_frames: AtomicU64,
+    /// Events written to a backend connection that broke before the
+    /// backend's host acknowledged them (see `ledger`).
+    pub unconfirmed_events: AtomicU64,
+    /// The bytes of those events (and of commands among them).
+    pub unconfirmed_bytes: AtomicU64,
+}
+
+impl Counters {
+    /// Counts a peer dropped for `error` in what it sent, and logs it (a peer
+    /// that reconnects and does it again gets one line a second in all).
+    pub(crate) fn refuse(&self, service: &str, socket: &str, peer: &str, error: &wire::WireError) {
+        use wire::WireError::*;
+        let counter = match error {
+            TooManyFrames(_) => &self.too_many_frames,
+            TooLarge { .. } => &self.too_large,
+            NoMessages => &self.message_on_push,
+            _ => &self.bad_frames,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        static REFUSED: crate::ratelog::Throttle =
+            crate::ratelog::Throttle::new("backends disconnected for what they sent");
+        REFUSED.warn(format_args!(
+            "service {service}: backend {peer} sent {socket} {error}; disconnected"
+        ));
+    }
+}
+
 /// One connection to a backend socket.
 #[derive(Debug)]
 pub enum Stream {
     Tcp(tokio::net::TcpStream),
     Ipc(tokio::net::UnixStream),
+}
+
+impl Stream {
+    /// Bytes in the kernel's send queue (`SIOCOUTQ`): for TCP, written and
+    /// not yet acknowledged by the peer's host, also after a reset; for a
+    /// Unix socket, what the peer has not read, while it lives (counted with
+    /// the kernel's overhead, so more than the bytes). `None` if the kernel
+    /// does not say.
+    pub(crate) fn unsent(&self) -> Option<u64> {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Ipc(s) => s.as_raw_fd(),
+        };
+        let mut n: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int through the pointer, to a
+        // local that outlives the call; `fd` is open while `self` is.
+        let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n as *mut libc::c_int) };
+        (rc == 0 && n >= 0).then_some(n as u64)
+    }
 }
 
 impl AsyncRead for Stream {

@@ -2,6 +2,18 @@
 //! that reads its stream, splits it into messages and hands each to the
 //! [`Inbox`] at once, on the worker thread that runs the sessions. Peers are
 //! served fairly by the runtime's task scheduling, as 0MQ fair-queues.
+//!
+//! Each message is bounded in frames and bytes ([`Limits`], set by the backend
+//! module: 8 frames, 64 MiB). The protocol has exactly three frames; up to 8,
+//! a message of the wrong shape is whole and small, so it is dropped and
+//! reported like any other malformed command and the backend keeps its
+//! connection (as under `--zmq-engine libzmq`: a backend's mistake is told,
+//! not punished). Beyond that the peer is not speaking this protocol at all:
+//! a frame costs the proxy a 32-byte handle even when empty, so a frame
+//! bound, not only a byte bound, is what keeps an endless run of empty MORE
+//! frames from filling memory. A peer over either bound is disconnected at
+//! that frame's header, with nothing of it buffered, logged with its address
+//! and counted; what it sent before that message was delivered.
 
 use std::io;
 use std::sync::Arc;
@@ -9,9 +21,10 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::decoder::{Decoder, Item, Limits};
 use super::handshake::handshake;
-use super::wire::{self, Command, Decoder, Item, SocketType};
-use super::{Listener, Stream};
+use super::wire::{self, Command, SocketType, WireError};
+use super::{Counters, Listener, Stream};
 
 /// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -20,18 +33,19 @@ const READ_CHUNK: usize = 16 * 1024;
 pub trait Inbox {
     /// One whole message, its parts in order.
     fn message(&self, parts: &[Bytes]);
-    /// A message dropped unread because a frame of it was `size` bytes, over
-    /// the limit.
-    fn oversize(&self, size: u64);
+    /// A message dropped unread: it broke the limits, and its peer is
+    /// disconnected.
+    fn cut_off(&self);
 }
 
-/// Starts accepting backends on `listener` (on the current thread). Frames
-/// over `max_frame` bytes are skipped with their message.
+/// Starts accepting backends on `listener` (on the current thread). A peer
+/// whose message breaks `limits` is disconnected and counted in `counters`.
 pub fn start(
     listener: Listener,
     service: String,
-    max_frame: usize,
+    limits: Limits,
     inbox: Arc<dyn Inbox>,
+    counters: Arc<Counters>,
 ) -> io::Result<()> {
     let name = service.clone();
     listener.spawn_accept(name, "PULL", move |stream, address| {
@@ -39,8 +53,9 @@ pub fn start(
             stream,
             address,
             service.clone(),
-            max_frame,
+            limits,
             inbox.clone(),
+            counters.clone(),
         ));
     })
 }
@@ -49,8 +64,9 @@ async fn serve_peer(
     mut stream: Stream,
     address: String,
     service: String,
-    max_frame: usize,
+    limits: Limits,
     inbox: Arc<dyn Inbox>,
+    counters: Arc<Counters>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     if let Err(e) = handshake(&mut stream, SocketType::Pull, &mut buf).await {
@@ -58,41 +74,52 @@ async fn serve_peer(
         return;
     }
     log::info!("service {service}: backend {address} connected to PULL");
-    let why = read(&mut stream, &mut buf, max_frame, &*inbox).await;
+    let why = match read(&mut stream, &mut buf, limits, &*inbox).await {
+        Ok(why) => why,
+        Err(error) => {
+            if matches!(
+                error,
+                WireError::TooManyFrames(_) | WireError::TooLarge { .. }
+            ) {
+                inbox.cut_off();
+            }
+            counters.refuse(&service, "PULL", &address, &error);
+            format!("bad frame: {error}")
+        }
+    };
     log::info!("service {service}: backend {address} left PULL ({why})");
 }
 
-/// Delivers the peer's messages until the connection ends; returns why it ended.
+/// Delivers the peer's messages until the connection ends; returns why it
+/// ended, or the error in what the peer sent.
 async fn read(
     stream: &mut Stream,
     buf: &mut BytesMut,
-    max_frame: usize,
+    limits: Limits,
     inbox: &dyn Inbox,
-) -> String {
-    let mut decoder = Decoder::new(max_frame);
+) -> Result<String, WireError> {
+    let mut decoder = Decoder::new(limits);
     loop {
         loop {
-            match decoder.decode(buf) {
-                Ok(Some(Item::Message(parts))) => inbox.message(&parts),
-                Ok(Some(Item::Oversize(size))) => inbox.oversize(size),
-                Ok(Some(Item::Command(body))) => {
+            match decoder.decode(buf)? {
+                Some(Item::Message(parts)) => inbox.message(&parts),
+                Some(Item::Command(body)) => {
                     if let Ok(Command::Ping { context }) = wire::parse_command(&body) {
                         let mut pong = BytesMut::new();
                         wire::encode_command("PONG", context, &mut pong);
                         if let Err(e) = stream.write_all(&pong).await {
-                            return format!("write failed: {e}");
+                            return Ok(format!("write failed: {e}"));
                         }
                     }
                 }
-                Ok(None) => break,
-                Err(e) => return format!("bad frame: {e}"),
+                None => break,
             }
         }
         buf.reserve(READ_CHUNK);
         match stream.read_buf(buf).await {
-            Ok(0) => return "closed by the backend".into(),
+            Ok(0) => return Ok("closed by the backend".into()),
             Ok(_) => {}
-            Err(e) => return format!("read failed: {e}"),
+            Err(e) => return Ok(format!("read failed: {e}")),
         }
     }
 }

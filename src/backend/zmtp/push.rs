@@ -7,8 +7,13 @@
 //! none is connected, [`Push::try_send`] says no and the caller waits for
 //! [`Push::room`], as a libzmq PUSH blocks. Whole messages a peer held when it
 //! left go to another peer, or to the next one to connect. What can be lost
-//! is the one batch being written when a connection breaks (some of it may
-//! have reached the backend, so it is not resent), as with libzmq.
+//! when a connection breaks is what had left this buffer: the batch being
+//! written, the kernel's send queue and whatever the backend had received and
+//! not read (some of it may have reached the backend, so none is resent), as
+//! with libzmq; the first two are counted (see [`super::ledger`]).
+//!
+//! A PULL peer never sends a message, only commands (PING): one that does is
+//! disconnected at the message's first frame header, and counted.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -20,14 +25,18 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
+use super::decoder::{Decoder, Item, Limits};
 use super::handshake::handshake;
-use super::wire::{self, Command, Decoder, Item, SocketType};
-use super::{Listener, Stream};
+use super::ledger::Ledger;
+use super::wire::{self, Command, SocketType, WireError};
+use super::{Counters, Listener, Stream};
 
 /// Bytes a peer may hold unwritten before new messages go to other peers.
 pub const PEER_BUFFER: usize = 4 << 20;
-/// Largest frame a PULL peer may send us (it only ever sends commands).
-const MAX_PEER_FRAME: usize = 4096;
+/// What the ledger keeps if the kernel cannot say what it holds unacknowledged.
+const FALLBACK_WINDOW: u64 = 64 << 20;
+/// Largest command a PULL peer may send us (it never sends messages).
+const MAX_PEER_COMMAND: u64 = 4096;
 
 /// The sending side, owned by the backend's writer task.
 pub struct Push {
@@ -41,16 +50,20 @@ struct Shared {
     next: Cell<usize>,
     /// Woken when a peer connects or writes out its buffer.
     room: Notify,
-    /// Whole messages of a peer that left with no other peer to take them.
-    orphans: RefCell<BytesMut>,
+    /// Whole messages of a peer that left with no other peer to take them,
+    /// and where each ends in that buffer.
+    orphans: RefCell<(BytesMut, Vec<u64>)>,
     /// Bytes accepted by `try_send` and not yet written to a socket.
     unflushed: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
 }
 
 struct Peer {
     address: String,
     /// Whole encoded messages waiting for this peer's task.
     out: RefCell<BytesMut>,
+    /// Where the messages of `out` and those written end.
+    ledger: RefCell<Ledger>,
     wake: Notify,
 }
 
@@ -61,6 +74,7 @@ impl Push {
         listener: Listener,
         service: String,
         unflushed: Arc<AtomicUsize>,
+        counters: Arc<Counters>,
     ) -> io::Result<Push> {
         let shared = Rc::new(Shared {
             service: service.clone(),
@@ -69,6 +83,7 @@ impl Push {
             room: Notify::new(),
             orphans: RefCell::default(),
             unflushed,
+            counters,
         });
         let accepting = shared.clone();
         listener.spawn_accept(service, "PUSH", move |stream, address| {
@@ -92,9 +107,9 @@ impl Push {
             }
             let before = out.len();
             wire::encode_message(parts, &mut out);
-            shared
-                .unflushed
-                .fetch_add(out.len() - before, Ordering::Relaxed);
+            let len = out.len() - before;
+            peer.ledger.borrow_mut().queued(len, true);
+            shared.unflushed.fetch_add(len, Ordering::Relaxed);
             if before == 0 {
                 peer.wake.notify_one();
             }
@@ -123,9 +138,10 @@ async fn serve_peer(mut stream: Stream, address: String, shared: Rc<Shared>) {
         return;
     }
     log::info!("service {service}: backend {address} connected to PUSH");
-    let orphans = shared.orphans.borrow_mut().split();
+    let (orphans, ends) = std::mem::take(&mut *shared.orphans.borrow_mut());
     let peer = Rc::new(Peer {
         address,
+        ledger: RefCell::new(Ledger::starting_with(orphans.len(), ends)),
         out: RefCell::new(orphans),
         wake: Notify::new(),
     });
@@ -136,38 +152,73 @@ async fn serve_peer(mut stream: Stream, address: String, shared: Rc<Shared>) {
 
     shared.peers.borrow_mut().retain(|p| !Rc::ptr_eq(p, &peer));
     let rest = peer.out.borrow_mut().split();
+    let ledger = peer.ledger.replace(Ledger::starting_with(0, Vec::new()));
     let held = rest.len();
     if held > 0 {
         // Not yet handed to the kernel, so nobody has seen them: pass them on.
+        let ends = ledger.untaken_ends();
         let peers = shared.peers.borrow();
         match peers.first() {
             Some(other) => {
-                other.out.borrow_mut().unsplit(rest);
+                let mut out = other.out.borrow_mut();
+                let mut other_ledger = other.ledger.borrow_mut();
+                let mut last = 0;
+                for end in ends {
+                    other_ledger.queued((end - last) as usize, true);
+                    last = end;
+                }
+                other_ledger.queued(held - last as usize, false);
+                out.unsplit(rest);
                 other.wake.notify_one();
             }
-            None => shared.orphans.borrow_mut().unsplit(rest),
+            None => {
+                let mut orphans = shared.orphans.borrow_mut();
+                let base = orphans.0.len() as u64;
+                orphans.1.extend(ends.into_iter().map(|end| base + end));
+                orphans.0.unsplit(rest);
+            }
         }
     }
-    log::info!(
-        "service {service}: backend {} left PUSH ({why}); {held} bytes it held were passed on",
-        peer.address
-    );
+    let risk = ledger.at_risk(stream.unsent().unwrap_or(0));
+    let counters = &shared.counters;
+    counters
+        .unconfirmed_events
+        .fetch_add(risk.events, Ordering::Relaxed);
+    counters
+        .unconfirmed_bytes
+        .fetch_add(risk.bytes, Ordering::Relaxed);
+    let address = &peer.address;
+    if risk.events > 0 {
+        // Once per connection: each took events to get here.
+        log::warn!(
+            "service {service}: backend {address} left PUSH ({why}); {} events ({} bytes) \
+             it had not acknowledged may be lost; {held} bytes it held were passed on",
+            risk.events,
+            risk.bytes
+        );
+    } else {
+        log::info!(
+            "service {service}: backend {address} left PUSH ({why}); {held} bytes it held were passed on"
+        );
+    }
 }
 
 /// Writes the peer's buffer whenever it has bytes and answers its PINGs,
 /// until the connection ends; returns why it ended.
 async fn run(stream: &mut Stream, peer: &Peer, shared: &Shared, mut buf: BytesMut) -> String {
-    let mut decoder = Decoder::new(MAX_PEER_FRAME);
+    let mut decoder = Decoder::new(Limits::commands_only(MAX_PEER_COMMAND));
     loop {
         let chunk = peer.out.borrow_mut().split();
         if !chunk.is_empty() {
-            if let Err(e) = stream.write_all(&chunk).await {
+            peer.ledger.borrow_mut().taken(chunk.len());
+            let written = write_out(stream, &chunk, peer).await;
+            // Whether or not all of it went, none of it is waiting any more.
+            shared.unflushed.fetch_sub(chunk.len(), Ordering::Relaxed);
+            if let Err(e) = written {
                 // Some of it may have reached the backend: it cannot be resent
                 // without a risk of duplicates, so it is lost, as with libzmq.
-                shared.unflushed.fetch_sub(chunk.len(), Ordering::Relaxed);
                 return format!("write failed with {} bytes in flight: {e}", chunk.len());
             }
-            shared.unflushed.fetch_sub(chunk.len(), Ordering::Relaxed);
             shared.room.notify_one();
             continue;
         }
@@ -181,24 +232,46 @@ async fn run(stream: &mut Stream, peer: &Peer, shared: &Shared, mut buf: BytesMu
                     Err(e) => return format!("read failed: {e}"),
                 }
                 loop {
-                    match decoder.decode(&mut buf) {
+                    let error = match decoder.decode(&mut buf) {
                         Ok(Some(Item::Command(body))) => {
                             if let Ok(Command::Ping { context }) = wire::parse_command(&body) {
                                 let mut out = peer.out.borrow_mut();
                                 let before = out.len();
                                 wire::encode_command("PONG", context, &mut out);
-                                shared.unflushed.fetch_add(out.len() - before, Ordering::Relaxed);
+                                let len = out.len() - before;
+                                peer.ledger.borrow_mut().queued(len, false);
+                                shared.unflushed.fetch_add(len, Ordering::Relaxed);
                             }
+                            continue;
                         }
-                        Ok(Some(Item::Message(_) | Item::Oversize(_))) => log::warn!(
-                            "service {}: backend {} sent a message to PUSH; dropped",
-                            shared.service, peer.address
-                        ),
                         Ok(None) => break,
-                        Err(e) => return format!("bad frame: {e}"),
-                    }
+                        // The decoder refuses a message at its first header.
+                        Ok(Some(Item::Message(_))) => WireError::NoMessages,
+                        Err(e) => e,
+                    };
+                    shared.counters.refuse(&shared.service, "PUSH", &peer.address, &error);
+                    return format!("bad frame: {error}");
                 }
             }
         }
     }
+}
+
+/// Writes `chunk`, noting in the peer's ledger what the kernel took.
+async fn write_out(stream: &mut Stream, chunk: &[u8], peer: &Peer) -> io::Result<()> {
+    let mut done = 0;
+    while done < chunk.len() {
+        let n = stream.write(&chunk[done..]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        done += n;
+        if peer.ledger.borrow_mut().written(n) {
+            let unacked = stream.unsent();
+            let mut ledger = peer.ledger.borrow_mut();
+            // Without the kernel's word, keep what the largest send buffer holds.
+            ledger.trim(unacked.unwrap_or(FALLBACK_WINDOW));
+        }
+    }
+    Ok(())
 }

@@ -5,14 +5,14 @@
 //! bits must be zero), a size (one byte, or eight big-endian bytes when LONG)
 //! and the body. A message is a run of frames whose last has no MORE.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
 /// Length of the greeting each side sends first.
 pub const GREETING_LEN: usize = 64;
 
-const MORE: u8 = 0x01;
-const LONG: u8 = 0x02;
-const COMMAND: u8 = 0x04;
+pub(super) const MORE: u8 = 0x01;
+pub(super) const LONG: u8 = 0x02;
+pub(super) const COMMAND: u8 = 0x04;
 
 /// The socket types the native transport speaks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,14 @@ pub enum WireError {
     CommandMore,
     #[error("malformed {0} command")]
     BadCommand(&'static str),
+    #[error("a message, where this socket takes none")]
+    NoMessages,
+    #[error("a message of more than {0} frames")]
+    TooManyFrames(usize),
+    #[error("a message of {size} bytes or more, over the {limit} byte limit")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("a command of {size} bytes, over the {limit} byte limit")]
+    CommandTooLarge { size: u64, limit: u64 },
 }
 
 /// Our greeting: ZMTP 3.1, NULL mechanism, not as-server (NULL ignores it).
@@ -198,185 +206,22 @@ fn property<'a>(mut data: &'a [u8], wanted: &[u8]) -> Result<Option<&'a [u8]>, W
     Ok(None)
 }
 
-/// What the [`Decoder`] found in the bytes read so far.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Item {
-    /// A whole message, its parts in order.
-    Message(Vec<Bytes>),
-    /// A command frame's body.
-    Command(Bytes),
-    /// A message with a frame over the size limit, skipped without buffering
-    /// it; the size of that frame.
-    Oversize(u64),
-}
-
-/// Splits a byte stream into [`Item`]s. Frames up to `max_frame` bytes are
-/// buffered; a larger one is skipped as it arrives, with the rest of its
-/// message, so that a runaway backend cannot make the proxy buffer gigabytes.
-#[derive(Debug)]
-pub struct Decoder {
-    max_frame: usize,
-    parts: Vec<Bytes>,
-    /// Bytes of an oversize frame still to skip.
-    skipping: u64,
-    /// The message being read has an oversize frame (its size).
-    oversize: Option<u64>,
-    /// The frame being skipped is the message's last.
-    skip_last: bool,
-}
-
-impl Decoder {
-    pub fn new(max_frame: usize) -> Decoder {
-        Decoder {
-            max_frame,
-            parts: Vec::new(),
-            skipping: 0,
-            oversize: None,
-            skip_last: false,
-        }
-    }
-
-    /// Takes the next item out of `buf`, or `None` until more bytes arrive.
-    /// An error means the stream cannot be followed any more.
-    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, WireError> {
-        loop {
-            if self.skipping > 0 {
-                let n = (buf.len() as u64).min(self.skipping);
-                buf.advance(n as usize);
-                self.skipping -= n;
-                if self.skipping > 0 {
-                    return Ok(None);
-                }
-                if self.skip_last {
-                    return Ok(self.oversize.take().map(Item::Oversize));
-                }
-                continue;
-            }
-            let Some(&flags) = buf.first() else {
-                return Ok(None);
-            };
-            if flags & !(MORE | LONG | COMMAND) != 0 {
-                return Err(WireError::Flags(flags));
-            }
-            if flags & COMMAND != 0 && flags & MORE != 0 {
-                return Err(WireError::CommandMore);
-            }
-            let (header, size) = if flags & LONG != 0 {
-                if buf.len() < 9 {
-                    return Ok(None);
-                }
-                let size = u64::from_be_bytes(buf[1..9].try_into().expect("8 bytes"));
-                (9, size)
-            } else {
-                if buf.len() < 2 {
-                    return Ok(None);
-                }
-                (2, buf[1] as u64)
-            };
-            let last = flags & MORE == 0;
-            if size > self.max_frame as u64 {
-                buf.advance(header);
-                self.parts.clear();
-                self.oversize = Some(self.oversize.unwrap_or(0).max(size));
-                self.skipping = size;
-                self.skip_last = last;
-                continue;
-            }
-            let size = size as usize;
-            if buf.len() < header + size {
-                buf.reserve(header + size - buf.len());
-                return Ok(None);
-            }
-            buf.advance(header);
-            let body = buf.split_to(size).freeze();
-            if flags & COMMAND != 0 {
-                return Ok(Some(Item::Command(body)));
-            }
-            if self.oversize.is_some() {
-                if last {
-                    return Ok(self.oversize.take().map(Item::Oversize));
-                }
-                continue;
-            }
-            self.parts.push(body);
-            if last {
-                return Ok(Some(Item::Message(std::mem::take(&mut self.parts))));
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::decoder::{Decoder, Item, Limits};
     use super::*;
 
-    fn decode_all(decoder: &mut Decoder, bytes: &[u8]) -> Vec<Item> {
-        // Byte by byte: every split point of the stream must give the same items.
-        let mut buf = BytesMut::new();
-        let mut items = Vec::new();
-        for b in bytes {
-            buf.put_u8(*b);
-            while let Some(item) = decoder.decode(&mut buf).unwrap() {
-                items.push(item);
-            }
-        }
-        items
-    }
-
-    #[test]
-    fn a_message_round_trips_through_short_and_long_frames() {
-        let big = vec![b'x'; 300];
-        let mut out = BytesMut::new();
-        encode_message(&[b"message", b"17", &big], &mut out);
-        encode_message(&[b""], &mut out);
-        assert_eq!(&out[..2], &[MORE, 7]);
-        let items = decode_all(&mut Decoder::new(1000), &out);
-        assert_eq!(
-            items,
-            vec![
-                Item::Message(vec![
-                    Bytes::from_static(b"message"),
-                    Bytes::from_static(b"17"),
-                    Bytes::from(big)
-                ]),
-                Item::Message(vec![Bytes::new()]),
-            ]
-        );
-    }
-
-    #[test]
-    fn an_oversize_message_is_skipped_and_the_next_one_read() {
-        let mut out = BytesMut::new();
-        encode_message(&[b"message", &[b'y'; 600], b"tail"], &mut out);
-        encode_message(&[b"ok"], &mut out);
-        let items = decode_all(&mut Decoder::new(500), &out);
-        assert_eq!(
-            items,
-            vec![
-                Item::Oversize(600),
-                Item::Message(vec![Bytes::from_static(b"ok")])
-            ]
-        );
-    }
-
-    #[test]
-    fn reserved_flag_bits_and_commands_with_more_are_errors() {
-        let mut d = Decoder::new(10);
-        assert_eq!(
-            d.decode(&mut BytesMut::from(&[0x08u8, 0][..])),
-            Err(WireError::Flags(0x08))
-        );
-        assert_eq!(
-            d.decode(&mut BytesMut::from(&[0x05u8, 0][..])),
-            Err(WireError::CommandMore)
-        );
-    }
+    const LIMITS: Limits = Limits {
+        frames: 3,
+        bytes: 1000,
+        command: 100,
+    };
 
     #[test]
     fn ready_names_the_socket_type_and_ping_keeps_its_context() {
         let mut out = BytesMut::new();
         encode_ready(SocketType::Push, &mut out);
-        let Some(Item::Command(body)) = Decoder::new(100).decode(&mut out).unwrap() else {
+        let Some(Item::Command(body)) = Decoder::new(LIMITS).decode(&mut out).unwrap() else {
             panic!("no command");
         };
         assert_eq!(
