@@ -212,6 +212,12 @@ impl Future for Reserve {
                 if let Some(w) = waiting.list.iter_mut().find(|w| w.ticket == ticket) {
                     w.waker.clone_from(cx.waker());
                 }
+                // Shares shrink while their sessions wait: the one woken may
+                // no longer be the best. Pass the wake-up on, or nobody would
+                // move until the next release (never, once the queue drains).
+                if room {
+                    waiting.wake_best();
+                }
             }
             None => {
                 budget.waits.fetch_add(1, Ordering::Relaxed);
@@ -360,6 +366,29 @@ mod tests {
         // pass it, in the order they came.
         assert_eq!(*order.lock().unwrap(), ["quiet", "other", "flooder"]);
         assert_eq!(budget.used(), 5);
+    }
+
+    #[tokio::test]
+    async fn every_waiter_is_admitted_once_room_comes_back_whatever_the_order_of_releases() {
+        let budget = Budget::new(10);
+        let (a, b) = (Share::default(), Share::default());
+        let b_kept = budget.reserve(&b, 1).await;
+        let block = budget.reserve(&a, 10).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let tb = queue_up(&budget, &b, "b", &order);
+        tokio::task::yield_now().await;
+        let ta = queue_up(&budget, &a, "a", &order);
+        tokio::task::yield_now().await;
+        // Shares change while both wait: b's byte goes back with no room
+        // (nobody is woken), then a's block makes room.
+        drop(b_kept);
+        drop(block);
+        let done = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            tb.await.unwrap();
+            ta.await.unwrap();
+        });
+        done.await.expect("a waiter was never woken");
+        assert_eq!(*order.lock().unwrap(), ["b", "a"]);
     }
 
     #[tokio::test]

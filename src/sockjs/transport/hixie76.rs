@@ -88,7 +88,10 @@ pub async fn websocket(
     body.report_to(addr.clone());
     addr.do_send(Attach(receiver));
     let (challenge_tx, challenge_rx) = oneshot::channel();
-    let limit = service.options.max_message_bytes;
+    let limit = (
+        service.options.max_message_bytes,
+        service.options.max_messages_per_send,
+    );
     let budget = service.budget.clone();
     actix_web::rt::spawn(read_client(
         payload,
@@ -120,7 +123,7 @@ async fn read_client(
     mut payload: web::Payload,
     session: Addr<Session>,
     (key1, key2): (u32, u32),
-    (max_message_bytes, budget): (usize, Option<Arc<Budget>>),
+    ((max_message_bytes, max_messages), budget): ((usize, usize), Option<Arc<Budget>>),
     challenge: oneshot::Sender<[u8; 16]>,
 ) {
     let mut buf = BytesMut::new();
@@ -144,7 +147,7 @@ async fn read_client(
             match frames.next(&mut buf) {
                 Ok(None) => break,
                 Ok(Some(text)) if text.is_empty() => {}
-                Ok(Some(text)) => match decode_messages(text.as_bytes()) {
+                Ok(Some(text)) => match decode_messages(text.as_bytes(), max_messages) {
                     Ok(messages) if messages.is_empty() => {}
                     Ok(messages) => {
                         if !super::websocket::deliver(&session, (budget.as_ref(), &share), messages)

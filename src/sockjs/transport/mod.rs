@@ -178,10 +178,10 @@ impl SendError {
 /// Hands a client payload (`["a","b"]`) to the session `id`.
 pub async fn send_to_session(service: &Service, id: &str, payload: &[u8]) -> Result<(), SendError> {
     let (addr, share) = service.registry.get(id).ok_or(SendError::NoSession)?;
-    let messages = decode_messages(payload)?;
-    if messages.len() > service.options.max_messages_per_send {
-        return Err(SendError::TooMany(service.options.max_messages_per_send));
-    }
+    let messages = match decode_messages(payload, service.options.max_messages_per_send) {
+        Err(PayloadError::TooMany(max)) => return Err(SendError::TooMany(max)),
+        other => other?,
+    };
     if !messages.is_empty() {
         // The answer waits for room in the application's budget: a client
         // that floods is held back, not the other sessions.

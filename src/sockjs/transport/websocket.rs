@@ -88,7 +88,10 @@ pub async fn websocket(
     let control = receiver.control_sender();
     body.report_to(addr.clone());
     addr.do_send(Attach(receiver));
-    let max = service.options.max_message_bytes;
+    let max = (
+        service.options.max_message_bytes,
+        service.options.max_messages_per_send,
+    );
     let ping = service.options.websocket_ping;
     let budget = service.budget.clone();
     actix_web::rt::spawn(read_client(
@@ -108,7 +111,7 @@ async fn read_client(
     session: Addr<Session>,
     control: Sender,
     framing: Framing,
-    max_message_bytes: usize,
+    (max_message_bytes, max_messages): (usize, usize),
     ping: Option<Duration>,
     budget: Option<Arc<Budget>>,
 ) {
@@ -150,7 +153,7 @@ async fn read_client(
             let messages = match framing {
                 Framing::Raw => vec![text],
                 Framing::SockJs if text.is_empty() => continue,
-                Framing::SockJs => match decode_messages(text.as_bytes()) {
+                Framing::SockJs => match decode_messages(text.as_bytes(), max_messages) {
                     Ok(messages) => messages,
                     Err(e) => {
                         log::warn!("websocket: {e} closing");
