@@ -88,18 +88,21 @@ const SETS = {
  * the first text and code point that differ.
  */
 function firstDifference(got, expected) {
+  const count = `${got.length} of ${expected.length} texts came back`;
   for (let i = 0; i < expected.length; i++) {
     if (got[i] === expected[i]) continue;
-    if (got[i] === undefined) return `${got.length} of ${expected.length} texts came back; text ${i} never did`;
-    const a = [...got[i]];
     const b = [...expected[i]];
+    const what = `text ${i} (${b.length <= 24 ? JSON.stringify(expected[i])
+      : `${b.length} code points from ${hex(b[0].codePointAt(0))}`})`;
+    if (got[i] === undefined) return `${count}; ${what} never did`;
+    const a = [...got[i]];
     let k = 0;
     while (k < a.length && k < b.length && a[k] === b[k]) k++;
     const at = (list) => (k < list.length ? hex(list[k].codePointAt(0)) : 'the end');
-    return `text ${i} (${b.length} code points, from ${hex(b[0].codePointAt(0))}) differs at code point ${k}: `
-      + `got ${at(a)}, expected ${at(b)} (got ${a.length} code points)`;
+    const lost = expected.indexOf(got[i], i + 1) > i ? `: a text sent later came in its place, so this one was lost` : '';
+    return `${count}; ${what} differs at code point ${k}: got ${at(a)}, expected ${at(b)}${lost}`;
   }
-  if (got.length > expected.length) return `${got.length - expected.length} texts more than sent`;
+  if (got.length > expected.length) return `${count}: ${got.length - expected.length} more than sent`;
   return null;
 }
 
