@@ -53,6 +53,8 @@ const SCRIPT_END = ['before', '</script><script>console.log(/sockjs-injected/.so
 
 const OPEN_MS = 10000; // also the client's transport timeout
 const STEP_MS = 10000;
+// A bound on each sweep test: a page, an open and an echo, each bounded above.
+const SWEEP_TEST_MS = 3 * (STEP_MS + OPEN_MS);
 // The /date service's disconnect_delay_ms and heartbeat_delay_ms, and how long
 // after a browser close its `disconnect` may take to reach the backend. A
 // request the browser aborts ends the session at once; but Chromium does not
@@ -224,7 +226,7 @@ for (const transport of TRANSPORTS) {
           assertOpened(opened, transport);
           await assertEchoesIdentical(page, opened, make());
         });
-      });
+      }, { timeout: SWEEP_TEST_MS });
     }
 
     test('closing in the browser sends disconnect to the backend within disconnect_delay',
@@ -253,8 +255,19 @@ describe('raw websocket (/echo/websocket, the browser\'s own WebSocket)', () => 
         assertOpened(opened, 'raw websocket');
         await assertEchoesIdentical(page, opened, make());
       });
-    });
+    }, { timeout: SWEEP_TEST_MS });
   }
+});
+
+test('the sweep holds every printable ASCII character and every BMP code point outside the surrogates, once each',
+  () => {
+  const ascii = new Set(texts.printableAscii().filter((t) => t.length === 1));
+  assert.equal(ascii.size, 0x7f - 0x20);
+  const bmp = texts.bmpChunks(4096);
+  assert.ok(bmp.every((t) => t.length <= 4096));
+  const codes = [...bmp.join('')].map((c) => c.codePointAt(0));
+  assert.equal(codes.length, 0x10000 - 0x800);
+  assert.ok(codes.every((cp, i) => cp === (i < 0xd800 ? i : i + 0x800)), 'in order, surrogates left out');
 });
 
 test('every request went to 127.0.0.1 (no CDN)', () => {

@@ -5,6 +5,15 @@
 // websocket frames, the zmq backend and back). Each set is a list of texts to
 // send in order; `firstDifference` describes where an echo went wrong by code
 // point, since the texts are long. Not a test file itself.
+//
+// Measured (2 shared cores, Chromium headless): the four sets over the eight
+// sockjs-client transports and the raw websocket, 36 tests, take 22.5 s in
+// all, 1.1 s at most each. Against the proxy of commit 160373b (before
+// eventsource frames escaped `%`), eventsource and iframe-eventsource lose
+// the text "%" and everything after it in that batch (16 of 118 ASCII texts
+// came back), the first BMP chunk and the astral text holding `%`.
+// Lone surrogates are left out: they are not Unicode scalar values, and a
+// browser's WebSocket or TextEncoder turns them into U+FFFD before they leave.
 'use strict';
 
 const hex = (cp) => `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
