@@ -7,7 +7,12 @@
 // transport, forced with {transports: [name]}, it checks that the session opens
 // with that transport, echoes awkward texts intact and in order, gets a
 // backend disconnect as close 3000, and that a close in the browser reaches
-// the backend as a `disconnect` event. Run: node --test tests/browser/
+// the backend as a `disconnect` event. Over every transport and the raw
+// websocket endpoint (the browser's own WebSocket on /echo/websocket), it
+// echoes a sweep of characters (lib/texts.js): every printable ASCII
+// character, the control characters, every BMP code point outside the
+// surrogates in texts of 4096, and astral characters; each must come back
+// identical. Run: node --test tests/browser/
 'use strict';
 
 const { describe, test, before, after } = require('node:test');
@@ -18,6 +23,7 @@ const path = require('node:path');
 
 const h = require('./lib/harness');
 const { testPage } = require('./lib/page');
+const texts = require('./lib/texts');
 
 const TRANSPORTS = [
   'websocket', 'xhr-streaming', 'xhr-polling', 'eventsource',
@@ -47,6 +53,8 @@ const SCRIPT_END = ['before', '</script><script>console.log(/sockjs-injected/.so
 
 const OPEN_MS = 10000; // also the client's transport timeout
 const STEP_MS = 10000;
+// A bound on each sweep test: a page, an open and an echo, each bounded above.
+const SWEEP_TEST_MS = 3 * (STEP_MS + OPEN_MS);
 // The /date service's disconnect_delay_ms and heartbeat_delay_ms, and how long
 // after a browser close its `disconnect` may take to reach the backend. A
 // request the browser aborts ends the session at once; but Chromium does not
@@ -150,6 +158,15 @@ function assertOpened(opened, transport) {
   assert.equal(opened.transport, transport, 'sock.transport once open');
 }
 
+/** Sends `sent` on the open session or websocket; each text must come back identical, in order. */
+async function assertEchoesIdentical(page, opened, sent) {
+  const got = await run(page, ([id, list, ms]) => window.T.echo(id, list, ms),
+    [opened.id, sent, STEP_MS], 'echo');
+  const diff = texts.firstDifference(got.messages, sent);
+  assert.equal(diff, null, `${diff}${got.closed ? `; closed with ${JSON.stringify(got.closed)}` : ''}`);
+  assert.equal(got.closed, null, 'closed after the echoes');
+}
+
 for (const transport of TRANSPORTS) {
   describe(transport, () => {
     test('opens with this transport and echoes every text intact and in order', async () => {
@@ -202,6 +219,16 @@ for (const transport of TRANSPORTS) {
       });
     });
 
+    for (const [name, make] of Object.entries(texts.SETS)) {
+      test(`echoes ${name}, each text identical`, async () => {
+        await withPage(async (page) => {
+          const opened = await open(page, '/echo', transport);
+          assertOpened(opened, transport);
+          await assertEchoesIdentical(page, opened, make());
+        });
+      }, { timeout: SWEEP_TEST_MS });
+    }
+
     test('closing in the browser sends disconnect to the backend within disconnect_delay',
       async () => {
       await withPage(async (page) => {
@@ -218,6 +245,30 @@ for (const transport of TRANSPORTS) {
     });
   });
 }
+
+describe('raw websocket (/echo/websocket, the browser\'s own WebSocket)', () => {
+  for (const [name, make] of Object.entries(texts.SETS)) {
+    test(`echoes ${name}, each text identical`, async () => {
+      await withPage(async (page) => {
+        const url = `${proxyUrl.replace(/^http/, 'ws')}/echo/websocket`;
+        const opened = await run(page, ([u, ms]) => window.T.openRaw(u, ms), [url, OPEN_MS], 'open raw websocket');
+        assertOpened(opened, 'raw websocket');
+        await assertEchoesIdentical(page, opened, make());
+      });
+    }, { timeout: SWEEP_TEST_MS });
+  }
+});
+
+test('the sweep holds every printable ASCII character and every BMP code point outside the surrogates, once each',
+  () => {
+  const ascii = new Set(texts.printableAscii().filter((t) => t.length === 1));
+  assert.equal(ascii.size, 0x7f - 0x20);
+  const bmp = texts.bmpChunks(4096);
+  assert.ok(bmp.every((t) => t.length <= 4096));
+  const codes = [...bmp.join('')].map((c) => c.codePointAt(0));
+  assert.equal(codes.length, 0x10000 - 0x800);
+  assert.ok(codes.every((cp, i) => cp === (i < 0xd800 ? i : i + 0x800)), 'in order, surrogates left out');
+});
 
 test('every request went to 127.0.0.1 (no CDN)', () => {
   assert.deepEqual(offHost, []);

@@ -4,6 +4,7 @@
 // helpers that the tests call through Playwright's page.evaluate. Every helper
 // is bounded in time and resolves with what happened rather than throwing, so
 // that a failing assertion shows the close code or the messages received.
+// `openRaw` opens the browser's own WebSocket instead of a SockJS session.
 'use strict';
 
 function testPage(proxyOrigin) {
@@ -61,6 +62,23 @@ window.T = (function () {
       texts.forEach(function (t) { s.sock.send(t); });
       return waitUntil(function () { return s.messages.length >= texts.length || s.closed; }, ms)
         .then(function () { return state(s); });
+    },
+    // Opens the browser's own WebSocket on a raw websocket endpoint
+    // (ws://.../websocket); the other helpers then work on it as on a session.
+    openRaw: function (url, ms) {
+      var id = next++;
+      var s = socks[id] = { messages: [], closed: null, openedWith: null, sock: null };
+      s.sock = new WebSocket(url);
+      s.sock.onopen = function () { s.openedWith = 'raw websocket'; };
+      s.sock.onmessage = function (e) { s.messages.push(e.data); };
+      s.sock.onclose = function (e) {
+        s.closed = { code: e.code, reason: e.reason, wasClean: e.wasClean };
+      };
+      return waitUntil(function () { return s.openedWith || s.closed; }, ms).then(function () {
+        var r = state(s);
+        r.id = id;
+        return r;
+      });
     },
     send: function (id, text) { socks[id].sock.send(text); },
     // Waits for the session to close (by the server) and says how.
