@@ -113,8 +113,10 @@ pub struct ServiceConfig {
     pub backend_queue_bytes: usize,
 }
 
-/// Default of `backend_queue_bytes`: 64 MiB per service.
-pub const BACKEND_QUEUE_BYTES: usize = 64 << 20;
+/// Default of `backend_queue_bytes`: 16 MiB per service, about 30,000 small
+/// messages. What waits here is what every new message queues behind, so it
+/// is kept short: clients are held back beyond it, nothing is lost.
+pub const BACKEND_QUEUE_BYTES: usize = 16 << 20;
 
 /// The TOML file's shape. Unknown keys are errors, so typos do not pass silently.
 #[derive(Debug, Deserialize)]

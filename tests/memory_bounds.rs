@@ -38,8 +38,9 @@ const ATTACK: Duration = Duration::from_secs(3);
 /// is generous for that, and 1/4 s of an undefended proxy's growth.
 const NOTHING_BUFFERED_KIB: u64 = 16 * 1024;
 /// What the backend queue may take while no backend is connected: its
-/// default byte budget (64 MiB per service) plus one body in flight for each
-/// flooding client, rounded up to twice the budget.
+/// default byte budget (16 MiB per service) plus one body in flight for each
+/// flooding client, with room to spare (the budget was 64 MiB when this was
+/// written).
 const ACCEPTED_LIMIT_MIB: u64 = 128;
 
 fn mib(kib: u64) -> f64 {

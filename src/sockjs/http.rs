@@ -127,6 +127,7 @@ pub async fn read_body(mut payload: web::Payload, options: &Options) -> Result<B
     let limit = options.max_message_bytes;
     let read = async {
         let mut body = BytesMut::new();
+
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
             if body.len() + chunk.len() > limit {

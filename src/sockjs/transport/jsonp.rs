@@ -58,7 +58,8 @@ pub async fn jsonp_send(
         Ok(data) => data,
         Err(e) => return SendError::from(e).response(&req),
     };
-    if let Err(e) = send_to_session(&service, id, &data).await {
+    drop(body);
+    if let Err(e) = send_to_session(&service, id, data).await {
         return e.response(&req);
     }
     headers(&req, &service, StatusCode::OK)

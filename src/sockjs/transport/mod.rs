@@ -176,9 +176,17 @@ impl SendError {
 }
 
 /// Hands a client payload (`["a","b"]`) to the session `id`.
-pub async fn send_to_session(service: &Service, id: &str, payload: &[u8]) -> Result<(), SendError> {
+/// The payload is dropped once decoded, so that a client waiting for room
+/// holds its messages only, not the body as well.
+pub async fn send_to_session(
+    service: &Service,
+    id: &str,
+    payload: impl AsRef<[u8]>,
+) -> Result<(), SendError> {
     let (addr, share) = service.registry.get(id).ok_or(SendError::NoSession)?;
-    let messages = match decode_messages(payload, service.options.max_messages_per_send) {
+    let decoded = decode_messages(payload.as_ref(), service.options.max_messages_per_send);
+    drop(payload);
+    let messages = match decoded {
         Err(PayloadError::TooMany(max)) => return Err(SendError::TooMany(max)),
         other => other?,
     };

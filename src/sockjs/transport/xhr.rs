@@ -42,7 +42,7 @@ pub async fn xhr_send(
                 Ok(body) => body,
                 Err(e) => return http::body_error(&req, &e),
             };
-            if let Err(e) = send_to_session(&service, id, &body).await {
+            if let Err(e) = send_to_session(&service, id, body).await {
                 return e.response(&req);
             }
             headers(&req, &service, StatusCode::NO_CONTENT)
