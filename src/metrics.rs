@@ -10,6 +10,10 @@
 //! text format 0.0.4, in which Python's parser reads a counter family as one
 //! family only when its TYPE line carries the `_total` name.
 //!
+//! Checked by hand once: Prometheus 2.42 (Debian's) scrapes it as OpenMetrics,
+//! target up, the escaped label read back as configured; `promtool check
+//! metrics` finds nothing to say about the 0.0.4 text.
+//!
 //! Nothing is counted here: the counters live where the work is done (the
 //! SockJS layer's `sockjs::metrics`, the backend's `Stats`, the native ZMTP
 //! sockets' `Counters`, bridge mode's `bridge::stats`) and the collectors of
@@ -38,7 +42,7 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 
 /// Which text format a scrape gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// OpenMetrics 1.0, for scrapers that ask for it.
     OpenMetrics,
     /// The Prometheus text format 0.0.4, for everyone else.
@@ -47,7 +51,7 @@ pub enum Format {
 
 impl Format {
     /// OpenMetrics when the `Accept` header names it, else 0.0.4.
-    pub fn from_accept(accept: Option<&str>) -> Format {
+    pub(crate) fn from_accept(accept: Option<&str>) -> Format {
         match accept {
             Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
             _ => Format::Prometheus,
@@ -63,7 +67,7 @@ impl Format {
 }
 
 /// Every family the proxy exports, for these services.
-pub fn registry(sources: Sources) -> Registry {
+pub(crate) fn registry(sources: Sources) -> Registry {
     let mut registry = Registry::default();
     process::register(registry.sub_registry_with_prefix("process"));
     let ours = registry.sub_registry_with_prefix("sockjsproxy");
@@ -78,7 +82,7 @@ pub fn registry(sources: Sources) -> Registry {
 }
 
 /// The registry's text in `format`.
-pub fn render(registry: &Registry, format: Format) -> String {
+pub(crate) fn render(registry: &Registry, format: Format) -> String {
     let mut out = String::with_capacity(8192);
     let done = match format {
         Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, registry),

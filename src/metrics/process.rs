@@ -1,8 +1,12 @@
 //! `process_*`: the families every Prometheus client library exports about its
 //! process (CPU seconds, memory, file descriptors, start time), read from
 //! `/proc` when scraped (Linux only; elsewhere, or if `/proc` cannot be read,
-//! the families are left out). About 30 µs a scrape with a few fds; counting
-//! `/proc/self/fd` is one directory read, 1 ms at 15,000 sessions.
+//! the families are left out). Measured on the 2-core development machine:
+//! a whole scrape of a two-service proxy took 0.31 ms over loopback against
+//! 0.18 ms for `/healthz`; counting `/proc/self/fd` is one directory read
+//! that grows with the fds, 12 ms with 15,000 open (listed from Python), on
+//! the thread that serves `/metrics`, which `--metrics-port` moves off the
+//! sessions' workers.
 
 use std::fmt;
 
