@@ -1,34 +1,116 @@
-//! `/metrics` in the Prometheus text format and `/healthz`, on the main port
-//! or a separate one (`--metrics-port`).
+//! `/metrics` and `/healthz`, on the main port or a separate one
+//! (`--metrics-port`).
 //!
-//! Everything here reads counters kept elsewhere (sockjs::metrics, the
-//! backend's stats); rendering happens only when scraped.
+//! The text is made by the `prometheus-client` crate, not by hand: each family
+//! is one group (HELP, TYPE, then all its samples, every service's together)
+//! and label values are escaped by construction. A scraper that asks for
+//! OpenMetrics (`Accept: application/openmetrics-text`, as Prometheus does)
+//! gets OpenMetrics 1.0 (`# EOF`, counter families named without `_total`);
+//! anyone else (curl, Python's `prometheus_client.parser`) gets the Prometheus
+//! text format 0.0.4, in which Python's parser reads a counter family as one
+//! family only when its TYPE line carries the `_total` name.
+//!
+//! Checked by hand once: Prometheus 2.42 (Debian's) scrapes it as OpenMetrics,
+//! target up, the escaped label read back as configured; `promtool check
+//! metrics` finds nothing to say about the 0.0.4 text.
+//!
+//! Nothing is counted here: the counters live where the work is done (the
+//! SockJS layer's `sockjs::metrics`, the backend's `Stats`, the native ZMTP
+//! sockets' `Counters`, bridge mode's `bridge::stats`) and the collectors of
+//! this module read them when scraped, so the hot paths pay only their atomic
+//! adds. Families: [`service`] (per service), [`process`] (`process_*`, from
+//! `/proc`), `sockjsproxy_build_info`, and bridge mode's.
 
-use std::fmt::Write;
+mod process;
+mod service;
+
+use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
 
-use crate::backend::Backend;
-use crate::sockjs::Service;
-use crate::sockjs::metrics::{DropReason, Transport};
+pub use service::Sources;
 
-/// What the endpoints report on: each service with its backend.
-#[derive(Clone, Default)]
-pub struct Sources(pub Vec<(Arc<Service>, Arc<Backend>)>);
+/// The OpenMetrics 1.0 content type.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Which text format a scrape gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// OpenMetrics 1.0, for scrapers that ask for it.
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4, for everyone else.
+    Prometheus,
+}
+
+impl Format {
+    /// OpenMetrics when the `Accept` header names it, else 0.0.4.
+    pub(crate) fn from_accept(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Prometheus,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => OPENMETRICS,
+            Format::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+}
+
+/// Every family the proxy exports, for these services.
+pub(crate) fn registry(sources: Sources) -> Registry {
+    let mut registry = Registry::default();
+    process::register(registry.sub_registry_with_prefix("process"));
+    let ours = registry.sub_registry_with_prefix("sockjsproxy");
+    ours.register(
+        "build",
+        "The proxy's version; always 1",
+        Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+    );
+    ours.register_collector(Box::new(sources));
+    ours.register_collector(Box::new(crate::bridge::stats::Collector));
+    registry
+}
+
+/// The registry's text in `format`.
+pub(crate) fn render(registry: &Registry, format: Format) -> String {
+    let mut out = String::with_capacity(8192);
+    let done = match format {
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, registry),
+        Format::Prometheus => {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, registry)
+        }
+    };
+    // Writing to a String fails only if a collector does, and ours do not.
+    if let Err(e) = done {
+        log::error!("/metrics: encoding failed: {e}");
+    }
+    out
+}
 
 /// Mounts `/metrics` and `/healthz`.
 pub fn configure(sources: Sources) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    let registry = Arc::new(registry(sources));
     move |cfg: &mut web::ServiceConfig| {
-        let sources = sources.clone();
+        let registry = registry.clone();
         cfg.route(
             "/metrics",
-            web::get().to(move || {
-                let text = render(&sources);
+            web::get().to(move |req: HttpRequest| {
+                let accept = req.headers().get("accept").and_then(|v| v.to_str().ok());
+                let format = Format::from_accept(accept);
+                let text = render(&registry, format);
                 async move {
                     HttpResponse::Ok()
-                        .content_type("text/plain; version=0.0.4")
+                        .content_type(format.content_type())
                         .body(text)
                 }
             }),
@@ -40,210 +122,47 @@ pub fn configure(sources: Sources) -> impl Fn(&mut web::ServiceConfig) + Clone {
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(
-        out,
-        "# HELP sockjsproxy_{name} {help}\n# TYPE sockjsproxy_{name} {kind}"
-    );
+/// Writes one counter family: its descriptor, then a sample per label set.
+/// `name` is without `_total`, which the encoder adds.
+pub(crate) fn counters<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in samples {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
-/// The Prometheus text for every service.
-pub fn render(sources: &Sources) -> String {
-    let mut out = String::new();
-    let label = |s: &Service| {
-        if s.prefix.is_empty() {
-            "/".to_string()
-        } else {
-            s.prefix.clone()
-        }
-    };
-
-    header(
-        &mut out,
-        "sessions_open",
-        "gauge",
-        "Sessions open now, by the transport that opened them.",
-    );
-    for (s, _) in &sources.0 {
-        for t in Transport::ALL {
-            let _ = writeln!(
-                out,
-                "sockjsproxy_sessions_open{{service=\"{}\",transport=\"{}\"}} {}",
-                label(s),
-                t.name(),
-                s.metrics.open(t)
-            );
-        }
+/// Writes one gauge family, as [`counters`] does.
+pub(crate) fn gauges<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, i64)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
     }
-    header(
-        &mut out,
-        "sessions_opened_total",
-        "counter",
-        "Sessions opened, by transport.",
-    );
-    for (s, _) in &sources.0 {
-        for t in Transport::ALL {
-            let _ = writeln!(
-                out,
-                "sockjsproxy_sessions_opened_total{{service=\"{}\",transport=\"{}\"}} {}",
-                label(s),
-                t.name(),
-                s.metrics.opened(t)
-            );
-        }
-    }
-    header(
-        &mut out,
-        "sessions_refused_total",
-        "counter",
-        "New sessions refused by max_sessions.",
-    );
-    header(
-        &mut out,
-        "messages_total",
-        "counter",
-        "Messages, in (from clients) and out (to clients).",
-    );
-    header(
-        &mut out,
-        "bytes_total",
-        "counter",
-        "Message bytes, in and out.",
-    );
-    header(
-        &mut out,
-        "dropped_total",
-        "counter",
-        "Messages dropped, by reason.",
-    );
-    header(
-        &mut out,
-        "backend_queue_depth",
-        "gauge",
-        "Events waiting for the PUSH socket.",
-    );
-    header(
-        &mut out,
-        "backend_queue_bytes",
-        "gauge",
-        "Bytes of client messages held for the backend (budget: backend_queue_bytes).",
-    );
-    header(
-        &mut out,
-        "client_backpressure_total",
-        "counter",
-        "Times clients were held back because the backend queue's byte budget was spent.",
-    );
-    for (s, b) in &sources.0 {
-        let m = &s.metrics;
-        let l = label(s);
-        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "sockjsproxy_sessions_refused_total{{service=\"{l}\"}} {}",
-            load(&m.sessions_refused)
-        );
-        for (dir, msgs, bytes) in [
-            ("in", &m.messages_in, &m.bytes_in),
-            ("out", &m.messages_out, &m.bytes_out),
-        ] {
-            let _ = writeln!(
-                out,
-                "sockjsproxy_messages_total{{service=\"{l}\",direction=\"{dir}\"}} {}",
-                load(msgs)
-            );
-            let _ = writeln!(
-                out,
-                "sockjsproxy_bytes_total{{service=\"{l}\",direction=\"{dir}\"}} {}",
-                load(bytes)
-            );
-        }
-        for r in DropReason::ALL {
-            let _ = writeln!(
-                out,
-                "sockjsproxy_dropped_total{{service=\"{l}\",reason=\"{}\"}} {}",
-                r.name(),
-                m.dropped(r)
-            );
-        }
-        for (reason, c) in [
-            ("backend_queue_full", &b.stats.events_dropped),
-            ("bad_backend_message", &b.stats.bad_commands),
-            ("unknown_session", &b.stats.unknown_sessions),
-        ] {
-            let _ = writeln!(
-                out,
-                "sockjsproxy_dropped_total{{service=\"{l}\",reason=\"{reason}\"}} {}",
-                load(c)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "sockjsproxy_backend_queue_depth{{service=\"{l}\"}} {}",
-            b.queue_depth()
-        );
-        let _ = writeln!(
-            out,
-            "sockjsproxy_backend_queue_bytes{{service=\"{l}\"}} {}",
-            b.queue_bytes().0
-        );
-        let _ = writeln!(
-            out,
-            "sockjsproxy_client_backpressure_total{{service=\"{l}\"}} {}",
-            b.backpressure_waits()
-        );
-    }
-    backend_connections(&mut out, sources);
-    crate::bridge::stats::render(&mut out);
-    out
+    Ok(())
 }
 
-/// What the native ZMTP sockets count: backends refused for what they sent,
-/// events lost with a broken connection.
-fn backend_connections(out: &mut String, sources: &Sources) {
-    header(
-        out,
-        "backend_disconnects_total",
-        "counter",
-        "Backend connections closed by the proxy for what the backend sent, by reason.",
-    );
-    header(
-        out,
-        "backend_unconfirmed_events_total",
-        "counter",
-        "Events written to a backend connection that broke before the backend's host acknowledged them.",
-    );
-    header(
-        out,
-        "backend_unconfirmed_bytes_total",
-        "counter",
-        "Bytes written to a backend connection that broke before the backend's host acknowledged them.",
-    );
-    for (s, b) in &sources.0 {
-        let l = if s.prefix.is_empty() { "/" } else { &s.prefix };
-        let n = &b.stats.native;
-        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        for (reason, c) in [
-            ("too_many_frames", &n.too_many_frames),
-            ("message_too_large", &n.too_large),
-            ("message_on_push", &n.message_on_push),
-            ("bad_frame", &n.bad_frames),
-        ] {
-            let _ = writeln!(
-                out,
-                "sockjsproxy_backend_disconnects_total{{service=\"{l}\",reason=\"{reason}\"}} {}",
-                load(c)
-            );
-        }
-        for (unit, c) in [
-            ("events", &n.unconfirmed_events),
-            ("bytes", &n.unconfirmed_bytes),
-        ] {
-            let _ = writeln!(
-                out,
-                "sockjsproxy_backend_unconfirmed_{unit}_total{{service=\"{l}\"}} {}",
-                load(c)
-            );
-        }
-    }
+/// A gauge of one unlabelled sample, in `unit` if given (the name then gets
+/// the unit's suffix).
+fn single_gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: f64,
+) -> fmt::Result {
+    let family = encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    ConstGauge::new(value).encode(family)
 }
+
+#[cfg(test)]
+mod tests;

@@ -136,7 +136,11 @@ impl Outbox {
     pub fn text(&self, text: &str) -> Result<(), OutboxError> {
         let mut out = BytesMut::with_capacity(text.len() + 10);
         Parser::write_message(&mut out, text.as_bytes(), OpCode::Text, true, false);
-        self.raw(out.freeze())
+        let queued = self.raw(out.freeze());
+        if queued.is_ok() {
+            super::stats::bump(&STATS.frames_out);
+        }
+        queued
     }
 
     /// Queues a published message: dropped and counted when the queue is full,

@@ -25,7 +25,7 @@ use super::Bridge;
 use super::endpoint::Endpoint;
 use super::gateway::{ReqLease, ReqReply, SubLease, Subscriber};
 use super::outbox::{Outbox, OutboxError};
-use super::stats::STATS;
+use super::stats::{STATS, bump};
 use super::wire::{self, ClientFrame, ConnectRequest, SocketKind, WireError};
 use crate::ratelog::Throttle;
 
@@ -101,8 +101,16 @@ impl Actor for BridgeSession {
     }
 }
 
+impl Drop for BridgeSession {
+    fn drop(&mut self) {
+        STATS.websockets_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl BridgeSession {
     pub fn new(bridge: Arc<Bridge>, outbox: Outbox, peer: Peer) -> BridgeSession {
+        bump(&STATS.websockets_opened);
+        STATS.websockets_open.fetch_add(1, Ordering::Relaxed);
         BridgeSession {
             bridge,
             outbox,
@@ -129,6 +137,7 @@ impl BridgeSession {
     }
 
     fn refuse(&self, ctx: &mut Context<Self>, identity: &str, error: &str) {
+        bump(&STATS.connects_refused);
         log::debug!("bridge: connect {identity:?} refused: {error}");
         self.send(ctx, wire::connection_error(identity, error));
     }
@@ -237,6 +246,7 @@ impl BridgeSession {
         };
         match socket {
             Ok(socket) => {
+                bump(&STATS.connects_opened);
                 self.keys.insert(key, identity.clone());
                 self.sockets.insert(identity.clone(), socket);
                 self.send(ctx, wire::connection_ok(&identity));
@@ -349,6 +359,7 @@ impl Handler<FromBrowser> for BridgeSession {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, msg: FromBrowser, ctx: &mut Context<Self>) -> Self::Result {
+        bump(&STATS.frames_in);
         match wire::parse_client(&msg.0) {
             Ok(ClientFrame::Connect { identity, request }) => {
                 return self.connect(identity, request, ctx);

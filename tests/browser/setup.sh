@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the browser tests (tests/browser/*.test.js) need, when missing:
 # Debian's chromium (apt), the npm packages of package-lock.json (npm ci:
-# sockjs-client, playwright-core) and pyzmq for the Python sample backend.
+# sockjs-client, playwright-core), pyzmq for the Python sample backend and
+# prometheus_client, whose parsers read /metrics in tests/metrics_exposition.rs.
 # Idempotent and quiet: prints only what it installs, and errors. It does not
 # build the Rust binaries; the tests need, from the repo root:
 #   cargo build --release --bin sockjsproxy --example echo --example datereply
@@ -50,4 +51,11 @@ if command -v python3 >/dev/null && ! python3 -c 'import zmq' 2>/dev/null; then
   echo "setup: installing pyzmq (pip)"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pyzmq \
     || echo "setup: pyzmq not installed; the Python sample test will be skipped" >&2
+fi
+
+# prometheus_client for tests/metrics_exposition.rs (a real /metrics parser).
+if command -v python3 >/dev/null && ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  echo "setup: installing prometheus_client (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus_client \
+    || echo "setup: prometheus_client not installed; the /metrics parser tests will be skipped" >&2
 fi

@@ -28,7 +28,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -148,6 +148,47 @@ pub struct Counters {
     pub unconfirmed_events: AtomicU64,
     /// The bytes of those events (and of commands among them).
     pub unconfirmed_bytes: AtomicU64,
+    /// Backends connected to the PUSH socket now (past the handshake)...
+    pub push_peers: Peers,
+    /// ...and to the PULL socket.
+    pub pull_peers: Peers,
+}
+
+/// How many backends one native socket has now; unknown (`None`) for a
+/// socket that libzmq carries.
+#[derive(Debug, Default)]
+pub struct Peers {
+    native: AtomicBool,
+    count: AtomicUsize,
+}
+
+impl Peers {
+    /// The socket runs natively: its peers are counted from now on.
+    pub(crate) fn started(&self) {
+        self.native.store(true, Ordering::Relaxed);
+    }
+
+    /// Counts a peer in until the guard drops (its task ends or is dropped).
+    pub(crate) fn join(&self) -> Joined<'_> {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Joined(&self.count)
+    }
+
+    /// Peers connected now, if the socket is native.
+    pub fn get(&self) -> Option<usize> {
+        self.native
+            .load(Ordering::Relaxed)
+            .then(|| self.count.load(Ordering::Relaxed))
+    }
+}
+
+/// One connected peer, counted in [`Peers`] while it lives.
+pub(crate) struct Joined<'a>(&'a AtomicUsize);
+
+impl Drop for Joined<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Counters {

@@ -48,6 +48,7 @@ pub fn start(
     counters: Arc<Counters>,
 ) -> io::Result<()> {
     let name = service.clone();
+    counters.pull_peers.started();
     listener.spawn_accept(name, "PULL", move |stream, address| {
         actix_web::rt::spawn(serve_peer(
             stream,
@@ -74,6 +75,7 @@ async fn serve_peer(
         return;
     }
     log::info!("service {service}: backend {address} connected to PULL");
+    let _connected = counters.pull_peers.join();
     let why = match read(&mut stream, &mut buf, limits, &*inbox).await {
         Ok(why) => why,
         Err(error) => {

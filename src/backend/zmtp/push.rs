@@ -76,6 +76,7 @@ impl Push {
         unflushed: Arc<AtomicUsize>,
         counters: Arc<Counters>,
     ) -> io::Result<Push> {
+        counters.push_peers.started();
         let shared = Rc::new(Shared {
             service: service.clone(),
             peers: RefCell::default(),
@@ -138,6 +139,7 @@ async fn serve_peer(mut stream: Stream, address: String, shared: Rc<Shared>) {
         return;
     }
     log::info!("service {service}: backend {address} connected to PUSH");
+    let _connected = shared.counters.push_peers.join();
     let (orphans, ends) = std::mem::take(&mut *shared.orphans.borrow_mut());
     let peer = Rc::new(Peer {
         address,
