@@ -124,6 +124,19 @@ impl Sender {
         Ok(len)
     }
 
+    /// Drops every frame not yet taken by the body (for a client that stopped
+    /// reading: what it would never read is not held for it); returns the
+    /// bytes dropped.
+    pub fn discard(&self) -> usize {
+        let (bytes, room) = {
+            let mut s = lock(&self.0);
+            s.frames = VecDeque::new();
+            (std::mem::take(&mut s.bytes), std::mem::take(&mut s.room))
+        };
+        room.into_iter().for_each(Waker::wake);
+        bytes
+    }
+
     /// Bytes queued and not yet taken by the body.
     pub fn queued_bytes(&self) -> usize {
         lock(&self.0).bytes
@@ -131,6 +144,12 @@ impl Sender {
 
     pub fn try_send(&self, bytes: Bytes) -> Result<(), Refused> {
         self.send_with(|| bytes).map(drop)
+    }
+
+    /// Whether a close frame is queued: nothing more goes out, and what
+    /// the client still sends is of no use.
+    pub fn is_finished(&self) -> bool {
+        lock(&self.0).finished
     }
 
     /// Whether the body is gone.
@@ -279,6 +298,18 @@ mod tests {
         assert_eq!(recv(&mut rx), Poll::Ready(Some(Bytes::from("close1"))));
         assert_eq!(recv(&mut rx), Poll::Pending);
         assert_eq!(tx.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn discarding_frees_the_bytes_and_makes_room() {
+        let (tx, mut rx) = queue(1);
+        tx.try_send(Bytes::from("abc")).unwrap();
+        let room = tokio::spawn(tx.room());
+        tokio::task::yield_now().await;
+        assert_eq!(tx.discard(), 3);
+        room.await.unwrap();
+        assert_eq!(tx.queued_bytes(), 0);
+        assert_eq!(recv(&mut rx), Poll::Pending);
     }
 
     #[tokio::test]

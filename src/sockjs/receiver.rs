@@ -256,6 +256,11 @@ impl Receiver {
     pub fn queued_bytes(&self) -> usize {
         self.tx.queued_bytes()
     }
+
+    /// Drops the frames the client has not taken; returns their bytes.
+    pub fn discard_queued(&self) -> usize {
+        self.tx.discard()
+    }
 }
 
 /// The response body of a receiver. Dropping it (the client went away, or the

@@ -437,7 +437,14 @@ impl Handler<Deliver> for Session {
                 self.pending.len()
             ));
             // A client that cannot keep up is told so rather than silently
-            // missing messages in the middle of the stream.
+            // missing messages in the middle of the stream. One that is
+            // connected but has stopped reading would never take what is
+            // held: it is dropped, so that only the close waits for it.
+            if let Some(receiver) = self.receiver.as_ref().filter(|r| r.kind != Kind::Polling) {
+                receiver.discard_queued();
+                self.pending.clear();
+                self.pending_bytes = 0;
+            }
             self.close(ctx, 3001, "Outgoing queue full".into());
             return;
         }

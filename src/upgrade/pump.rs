@@ -77,6 +77,28 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Pump<T> {
             }),
         )
         .await;
+        if end.as_ref().is_ok_and(|e| *e == End::Done) {
+            // Closing a socket with unread bytes makes the kernel send a
+            // reset, which can destroy the close frame just written before
+            // the client reads it (a client still sending when the session
+            // closed with 3001). Read and drop what comes until the client
+            // closes too, within the same bound.
+            let mut storage = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let _ = tokio::time::timeout(
+                SHUTDOWN_TIMEOUT,
+                poll_fn(|cx| {
+                    loop {
+                        let mut buf = ReadBuf::uninit(&mut storage);
+                        match Pin::new(&mut *io).poll_read(cx, &mut buf) {
+                            Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
+                            Poll::Ready(_) => return Poll::Ready(()),
+                            Poll::Pending => return Poll::Pending,
+                        }
+                    }
+                }),
+            )
+            .await;
+        }
         end
     }
 

@@ -153,14 +153,25 @@ async fn read_client(
             let messages = match framing {
                 Framing::Raw => vec![text],
                 Framing::SockJs if text.is_empty() => continue,
-                Framing::SockJs => match decode_messages(text.as_bytes(), max_messages) {
-                    Ok(messages) => messages,
-                    Err(e) => {
-                        log::warn!("websocket: {e} closing");
-                        break 'read;
+                Framing::SockJs => {
+                    let decoded = decode_messages(text.as_bytes(), max_messages);
+                    // Not held beside its messages while they wait for room.
+                    drop(text);
+                    match decoded {
+                        Ok(messages) => messages,
+                        Err(e) => {
+                            log::warn!("websocket: {e} closing");
+                            break 'read;
+                        }
                     }
-                },
+                }
             };
+            if control.is_finished() {
+                // The session has closed (say with 3001 for a client that
+                // stopped reading): stop reading, rather than buffer and drop
+                // what the client goes on sending.
+                break 'read;
+            }
             if !messages.is_empty() && !deliver(&session, (budget.as_ref(), &share), messages).await
             {
                 break 'read;
