@@ -31,6 +31,10 @@ const READ_CHUNK: usize = 8 * 1024;
 /// client disconnect timeout.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The most a finished connection reads (and drops) while waiting for the
+/// client to close its side; see [`Pump::run`].
+const DRAIN_BYTES: usize = 256 * 1024;
+
 /// Why a pump stopped.
 #[derive(Debug, PartialEq, Eq)]
 pub enum End {
@@ -82,15 +86,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Pump<T> {
             // reset, which can destroy the close frame just written before
             // the client reads it (a client still sending when the session
             // closed with 3001). Read and drop what comes until the client
-            // closes too, within the same bound.
+            // closes too, within the same time and at most DRAIN_BYTES (a
+            // client streaming garbage is not owed a clean close: draining
+            // such clients for a second each cost a core).
             let mut storage = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut drained = 0;
             let _ = tokio::time::timeout(
                 SHUTDOWN_TIMEOUT,
                 poll_fn(|cx| {
                     loop {
                         let mut buf = ReadBuf::uninit(&mut storage);
                         match Pin::new(&mut *io).poll_read(cx, &mut buf) {
-                            Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
+                            Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                                drained += buf.filled().len();
+                                if drained > DRAIN_BYTES {
+                                    return Poll::Ready(());
+                                }
+                            }
                             Poll::Ready(_) => return Poll::Ready(()),
                             Poll::Pending => return Poll::Pending,
                         }
