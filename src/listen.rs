@@ -64,7 +64,9 @@ where
         let secure = settings.tls.is_some();
         // What `HttpServer` gives an app: the scheme and, for requests
         // without a Host header, the listening address as host. actix-web has
-        // no public constructor for it; this is the one actix-test uses.
+        // no public constructor for it; this is the one actix-test uses, and
+        // the reason Cargo.toml pins actix-web to ~4.18. This is the only use
+        // of actix internals in the crate.
         let app_config = move |_: ()| AppConfig::__priv_test_new(secure, local.to_string(), local);
         let make_app = make_app.clone();
         let shutdown = shutdown.clone();
