@@ -49,11 +49,7 @@ impl BridgeConfig {
     /// Whether an upgrade with this `Origin` header is served: the rule of
     /// the SockJS services (`--allow-origin`, repeatable; `*` or none: any).
     pub fn origin_allowed(&self, origin: &[u8]) -> bool {
-        self.allow_origins.is_empty()
-            || self
-                .allow_origins
-                .iter()
-                .any(|o| o == "*" || o.as_bytes() == origin)
+        crate::sockjs::origin_allowed(&self.allow_origins, origin)
     }
 }
 

@@ -88,12 +88,14 @@ pub struct Options {
 impl Options {
     /// Whether a request with this `Origin` header may use the service.
     pub fn origin_allowed(&self, origin: &[u8]) -> bool {
-        self.allow_origins.is_empty()
-            || self
-                .allow_origins
-                .iter()
-                .any(|o| o == "*" || o.as_bytes() == origin)
+        origin_allowed(&self.allow_origins, origin)
     }
+}
+
+/// The origin rule of `--allow-origin`, for SockJS services and bridge mode
+/// alike: none listed or `*` allows any; otherwise an exact match.
+pub fn origin_allowed(allowed: &[String], origin: &[u8]) -> bool {
+    allowed.is_empty() || allowed.iter().any(|o| o == "*" || o.as_bytes() == origin)
 }
 
 impl Default for Options {
