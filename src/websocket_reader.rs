@@ -19,6 +19,10 @@ use actix_codec::Decoder;
 use actix_http::ws::{CloseCode, Codec, Frame, Item, ProtocolError};
 use bytes::{Bytes, BytesMut};
 
+/// A client can break the protocol as often as it connects: summarised.
+static PROTOCOL: crate::ratelog::Throttle =
+    crate::ratelog::Throttle::new("websockets closed, protocol broken");
+
 /// What the client sent, as the caller acts on it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
@@ -72,7 +76,7 @@ impl MessageReader {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return None,
                 Err(e) => {
-                    log::warn!("websocket protocol error: {e}");
+                    PROTOCOL.warn(format_args!("{e}"));
                     return Some(Incoming::Close(match e {
                         ProtocolError::Overflow => CloseCode::Size,
                         _ => CloseCode::Protocol,
@@ -107,7 +111,7 @@ impl MessageReader {
             return Some(match String::from_utf8(message.into()) {
                 Ok(text) => Incoming::Message(text),
                 Err(_) => {
-                    log::warn!("websocket: message is not UTF-8, closing");
+                    PROTOCOL.warn(format_args!("message is not UTF-8"));
                     Incoming::Close(CloseCode::Invalid)
                 }
             });

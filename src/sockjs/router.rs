@@ -60,11 +60,13 @@ pub async fn dispatch(
     if let Some(origin) = req.headers().get(header::ORIGIN)
         && !service.options.origin_allowed(origin.as_bytes())
     {
-        log::warn!(
+        static REFUSED: crate::ratelog::Throttle =
+            crate::ratelog::Throttle::new("requests from origins not allowed refused");
+        REFUSED.warn(format_args!(
             "{} {}: origin {origin:?} not allowed",
             req.method(),
             req.path()
-        );
+        ));
         return HttpResponse::Forbidden()
             .content_type(http::PLAIN)
             .body("Origin not allowed");

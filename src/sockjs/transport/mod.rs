@@ -168,7 +168,9 @@ impl SendError {
                     .body(self.to_string())
             }
             SendError::Payload(e) => {
-                log::warn!("{} {}: {e}", req.method(), req.path());
+                static BROKEN: crate::ratelog::Throttle =
+                    crate::ratelog::Throttle::new("client payloads refused");
+                BROKEN.warn(format_args!("{} {}: {e}", req.method(), req.path()));
                 http::error_500(req, &e.to_string())
             }
         }

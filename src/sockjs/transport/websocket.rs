@@ -160,7 +160,9 @@ async fn read_client(
                     match decoded {
                         Ok(messages) => messages,
                         Err(e) => {
-                            log::warn!("websocket: {e} closing");
+                            static BROKEN: crate::ratelog::Throttle =
+                                crate::ratelog::Throttle::new("websockets closed, payload refused");
+                            BROKEN.warn(format_args!("{e}"));
                             break 'read;
                         }
                     }
