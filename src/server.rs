@@ -166,5 +166,19 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     if let Some(m) = metrics_server {
         actix_web::rt::spawn(m);
     }
-    server.await.map_err(ServerError::Run)
+    let result = server.await.map_err(ServerError::Run);
+    // The native engine's ipc files go with their listeners, on the worker
+    // that runs them; a worker stopped at the end of the shutdown margin
+    // (a client still holding its websocket open) never drops them. Once
+    // the server is done, no listener is left: remove them here too.
+    if scale.is_none() && config.zmq_engine == crate::backend::Engine::Native {
+        for s in &config.services {
+            for endpoint in [&s.push, &s.pull] {
+                if let Some(path) = crate::backend::zmtp::native_ipc_path(endpoint) {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+    }
+    result
 }

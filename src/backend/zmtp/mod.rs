@@ -53,6 +53,14 @@ impl Drop for IpcFile {
     }
 }
 
+/// The file an `ipc://` endpoint this transport binds itself lives at; `None`
+/// for other endpoints and for `*` (a random name) and `@name` (Linux's
+/// abstract namespace), which are libzmq's.
+pub fn native_ipc_path(endpoint: &str) -> Option<&str> {
+    let path = endpoint.strip_prefix("ipc://")?;
+    (!path.is_empty() && path != "*" && !path.starts_with('@')).then_some(path)
+}
+
 impl Listener {
     /// Binds `endpoint` natively, or `None` when it is a kind this transport
     /// leaves to libzmq. Endpoints were checked by `config::check_endpoint`.
@@ -71,11 +79,7 @@ impl Listener {
             };
             return Some(std::net::TcpListener::bind(SocketAddr::new(ip, port)).map(Listener::Tcp));
         }
-        let path = endpoint.strip_prefix("ipc://")?;
-        // `*` (a random name) and `@name` (Linux's abstract namespace) are libzmq's.
-        if path.is_empty() || path == "*" || path.starts_with('@') {
-            return None;
-        }
+        let path = native_ipc_path(endpoint)?;
         // A file left behind by an earlier run is removed first, as libzmq does.
         let _ = std::fs::remove_file(path);
         Some(
