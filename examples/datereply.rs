@@ -24,7 +24,8 @@ use sockjsproxy::backend::peer::connect_services;
 async fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // A second of linger, so that the last reply goes out before an exit.
-    let (_zmq, services) = connect_services("datereply", 1000);
+    let endpoints = sockjsproxy::config::peer_endpoints("datereply");
+    let (_zmq, services) = connect_services("datereply", endpoints, 1000);
     let mut tasks = Vec::new();
     for service in services {
         tasks.push(tokio::spawn(serve(service.events, service.commands)));

@@ -24,7 +24,8 @@ use tmq::AsZmqSocket;
 async fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // The same flags as the proxy, so that one command line describes both.
-    let (_zmq, services) = connect_services("echo", 0);
+    let endpoints = sockjsproxy::config::peer_endpoints("echo");
+    let (_zmq, services) = connect_services("echo", endpoints, 0);
     let mut tasks = Vec::new();
     for service in services {
         let close_on_connect = service.name == "/close";

@@ -91,7 +91,7 @@ pub struct Cli {
     pub max_queue_bytes: Option<usize>,
 
     /// Bytes of client messages a service holds for its backend; clients
-    /// wait while it is spent (default 64 MiB).
+    /// wait while it is spent (default 16 MiB).
     #[arg(long)]
     pub backend_queue_bytes: Option<usize>,
 
@@ -157,8 +157,8 @@ pub struct Cli {
     /// Which 0MQ implementation binds the PUSH and PULL sockets: `native` (a
     /// ZMTP 3.1 transport on the sessions' thread, for tcp:// and ipc://
     /// endpoints) or `libzmq`. Scale-out mode always uses libzmq.
-    #[arg(long, value_enum, default_value_t = crate::backend::Engine::Native)]
-    pub zmq_engine: crate::backend::Engine,
+    #[arg(long, value_enum, default_value_t = ZmqEngine::Native)]
+    pub zmq_engine: ZmqEngine,
 
     /// Log debug information.
     #[arg(short = 'v', long)]
@@ -228,4 +228,14 @@ pub struct Cli {
     #[arg(long, value_name = "MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub scaleout_heartbeat_ms: u64,
+}
+
+/// `--zmq-engine`: which 0MQ implementation binds the PUSH and PULL sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ZmqEngine {
+    /// The native ZMTP transport for `tcp://` and `ipc://` endpoints (libzmq
+    /// for any other).
+    Native,
+    /// libzmq for every socket.
+    Libzmq,
 }

@@ -23,17 +23,17 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::Cli;
-
-mod checks;
+use crate::backend::{self, endpoint};
+use crate::cli::{Cli, ZmqEngine};
 use crate::sockjs;
-pub use checks::{check_endpoint, connect_endpoint};
+
+mod bridge;
+mod checks;
+mod scale_out;
+pub use bridge::BridgeError;
 use checks::{
     check_unique, millis, normalize_prefix, poll_batch, positive, static_dir, tcp_endpoint,
 };
-
-/// Where the iframe page loads sockjs-client from when nothing local is served.
-pub const CDN_SOCKJS_URL: &str = "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js";
 /// Where the proxy serves a local sockjs-client copy.
 pub const LOCAL_SOCKJS_URL: &str = "/sockjs-client/sockjs.min.js";
 /// Where a local copy is looked for when `--sockjs-client` is not given.
@@ -48,11 +48,8 @@ pub enum ConfigError {
     },
     #[error("bad config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("bad endpoint {endpoint:?}: {reason}")]
-    Endpoint {
-        endpoint: String,
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    Endpoint(#[from] endpoint::EndpointError),
     #[error("bad service prefix {0:?}: it must start with '/' and contain no '?', '#' or '.'")]
     Prefix(String),
     #[error("service prefix {0:?} is defined twice")]
@@ -71,9 +68,9 @@ pub enum ConfigError {
     NotADirectory(PathBuf),
     #[error("static url {0:?} must start with '/'")]
     StaticUrl(String),
-    /// Bridge mode's settings, checked in [`crate::bridge::settings`].
+    /// Bridge mode's settings, checked in `config::bridge`.
     #[error(transparent)]
-    Bridge(Box<crate::bridge::settings::SettingsError>),
+    Bridge(Box<BridgeError>),
     #[error("bad instance id {0:?}: it must be 1 to 64 letters, digits, '-' or '_'")]
     InstanceId(String),
 }
@@ -100,28 +97,17 @@ pub struct Config {
     pub bridge: Option<crate::bridge::BridgeConfig>,
     /// Scale-out mode: `None` unless `--connect` is given.
     pub scale_out: Option<crate::backend::topology::ScaleOutConfig>,
-    /// Which 0MQ implementation carries bound sockets.
-    pub zmq_engine: crate::backend::Engine,
 }
 
-/// One SockJS service and the 0MQ endpoints its backend talks to.
+/// One SockJS service: its prefix, the SockJS layer's options and the
+/// backend layer's settings.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     /// URL prefix, without a trailing slash (`""` for the root).
     pub prefix: String,
-    /// Endpoint the proxy binds its PUSH socket to (proxy → backend).
-    pub push: String,
-    /// Endpoint the proxy binds its PULL socket to (backend → proxy).
-    pub pull: String,
     pub options: sockjs::Options,
-    /// Bytes of client messages held for the backend (see `sockjs::budget`).
-    pub backend_queue_bytes: usize,
+    pub backend: backend::Settings,
 }
-
-/// Default of `backend_queue_bytes`: 16 MiB per service, about 30,000 small
-/// messages. What waits here is what every new message queues behind, so it
-/// is kept short: clients are held back beyond it, nothing is lost.
-pub const BACKEND_QUEUE_BYTES: usize = 16 << 20;
 
 /// The TOML file's shape. Unknown keys are errors, so typos do not pass silently.
 #[derive(Debug, Deserialize)]
@@ -195,14 +181,18 @@ impl Config {
             .or_else(|| file_ref.and_then(|f| f.sockjs_url.clone()))
             .unwrap_or_else(|| match sockjs_client {
                 Some(_) => LOCAL_SOCKJS_URL.to_string(),
-                None => CDN_SOCKJS_URL.to_string(),
+                None => sockjs::CDN_SOCKJS_URL.to_string(),
             });
 
         let defaults = defaults_from_cli(cli, &global_sockjs_url)?;
         let backend_queue = positive(
             "backend_queue_bytes",
-            cli.backend_queue_bytes.unwrap_or(BACKEND_QUEUE_BYTES),
+            cli.backend_queue_bytes.unwrap_or(backend::QUEUE_BYTES),
         )?;
+        let engine = match cli.zmq_engine {
+            ZmqEngine::Native => backend::Engine::Native,
+            ZmqEngine::Libzmq => backend::Engine::Libzmq,
+        };
         let services = match file_ref {
             Some(f) => {
                 if f.service.is_empty() {
@@ -210,15 +200,18 @@ impl Config {
                 }
                 f.service
                     .iter()
-                    .map(|s| service_from_file(s, &defaults, backend_queue))
+                    .map(|s| service_from_file(s, &defaults, backend_queue, engine))
                     .collect::<Result<Vec<_>, _>>()?
             }
             None => vec![ServiceConfig {
                 prefix: String::new(),
-                push: tcp_endpoint(&cli.address, cli.in_port)?,
-                pull: tcp_endpoint(&cli.address, cli.out_port)?,
                 options: defaults,
-                backend_queue_bytes: backend_queue,
+                backend: backend::Settings {
+                    push: tcp_endpoint(&cli.address, cli.in_port)?,
+                    pull: tcp_endpoint(&cli.address, cli.out_port)?,
+                    queue_bytes: backend_queue,
+                    engine,
+                },
             }],
         };
         check_unique(&services)?;
@@ -278,20 +271,14 @@ impl Config {
                 Some(cli.shutdown_linger_ms),
                 Duration::ZERO,
             )?,
-            bridge: bridge_config(cli)?,
+            bridge: bridge::from_cli(cli).map_err(|e| ConfigError::Bridge(Box::new(e)))?,
             scale_out: None,
-            zmq_engine: cli.zmq_engine,
         })
         .and_then(|mut config| {
-            config.scale_out = crate::backend::topology::config_from_cli(cli, config.http_port)?;
+            config.scale_out = scale_out::from_cli(cli, config.http_port)?;
             Ok(config)
         })
     }
-}
-
-/// Bridge mode's settings; kept apart from the SockJS ones.
-fn bridge_config(cli: &Cli) -> Result<Option<crate::bridge::BridgeConfig>, ConfigError> {
-    crate::bridge::BridgeConfig::from_cli(cli).map_err(|e| ConfigError::Bridge(Box::new(e)))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -349,8 +336,9 @@ fn defaults_from_cli(cli: &Cli, sockjs_url: &str) -> Result<sockjs::Options, Con
         allow_origins: cli.allow_origins.clone(),
         trusted_proxies: cli.trusted_proxies.clone(),
         websocket_ping: match cli.websocket_ping_ms {
+            None => d.websocket_ping,
             Some(0) => None,
-            ms => Some(millis("websocket_ping_ms", ms, Duration::from_secs(30))?),
+            ms => Some(millis("websocket_ping_ms", ms, Duration::ZERO)?),
         },
         poll_batch: poll_batch(cli.poll_batch_ms, d.poll_batch)?,
         ..d
@@ -361,6 +349,7 @@ fn service_from_file(
     s: &FileService,
     d: &sockjs::Options,
     backend_queue: usize,
+    engine: backend::Engine,
 ) -> Result<ServiceConfig, ConfigError> {
     let d = d.clone();
     let options = sockjs::Options {
@@ -414,12 +403,39 @@ fn service_from_file(
     };
     Ok(ServiceConfig {
         prefix: normalize_prefix(&s.prefix)?,
-        push: check_endpoint(&s.push)?,
-        pull: check_endpoint(&s.pull)?,
         options,
-        backend_queue_bytes: positive(
-            "backend_queue_bytes",
-            s.backend_queue_bytes.unwrap_or(backend_queue),
-        )?,
+        backend: backend::Settings {
+            push: endpoint::check(&s.push)?,
+            pull: endpoint::check(&s.pull)?,
+            queue_bytes: positive(
+                "backend_queue_bytes",
+                s.backend_queue_bytes.unwrap_or(backend_queue),
+            )?,
+            engine,
+        },
     })
+}
+
+/// For Rust backends (`examples/echo.rs`): the proxy's own command line (and
+/// its `--config` file), parsed and checked, as the endpoints of each
+/// service. A bad command line ends the process with a one-line error naming
+/// `program` and exit code 2, as the proxy does.
+pub fn peer_endpoints(program: &str) -> Vec<backend::peer::Endpoints> {
+    use clap::Parser;
+    let config = Config::from_cli(&Cli::parse()).unwrap_or_else(|e| {
+        eprintln!("{program}: {e}");
+        std::process::exit(2)
+    });
+    config
+        .services
+        .into_iter()
+        .map(|s| backend::peer::Endpoints {
+            name: match s.prefix.as_str() {
+                "" => "/".to_string(),
+                p => p.to_string(),
+            },
+            push: s.backend.push,
+            pull: s.backend.pull,
+        })
+        .collect()
 }

@@ -49,22 +49,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .map(|c| Arc::new(crate::backend::topology::ScaleOut::new(c)));
     for s in &config.services {
         let (backend, sockets) = match &scale {
-            Some(scale) => Backend::connect(
-                &zmq,
-                &s.push,
-                &s.pull,
-                &s.prefix,
-                scale.clone(),
-                s.backend_queue_bytes,
-            )?,
-            None => Backend::bind(
-                &zmq,
-                &s.push,
-                &s.pull,
-                &s.prefix,
-                config.zmq_engine,
-                s.backend_queue_bytes,
-            )?,
+            Some(scale) => Backend::connect(&zmq, &s.prefix, &s.backend, scale.clone())?,
+            None => Backend::bind(&zmq, &s.prefix, &s.backend)?,
         };
         unstarted.push((backend.clone(), sockets));
         let options = s.options.clone();
@@ -171,9 +157,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // that runs them; a worker stopped at the end of the shutdown margin
     // (a client still holding its websocket open) never drops them. Once
     // the server is done, no listener is left: remove them here too.
-    if scale.is_none() && config.zmq_engine == crate::backend::Engine::Native {
+    if scale.is_none() {
         for s in &config.services {
-            for endpoint in [&s.push, &s.pull] {
+            if s.backend.engine != crate::backend::Engine::Native {
+                continue;
+            }
+            for endpoint in [&s.backend.push, &s.backend.pull] {
                 if let Some(path) = crate::backend::zmtp::native_ipc_path(endpoint) {
                     let _ = std::fs::remove_file(path);
                 }

@@ -11,13 +11,14 @@
 //! channel of events into PUSH, the *reader* turns PULL messages into calls on
 //! session handles. A backend that is down or slow stalls only the writer;
 //! sessions never wait on 0MQ. The channel is bounded in bytes by the
-//! service's [`Budget`] (`backend_queue_bytes`, 64 MiB by default): each
+//! service's [`Budget`] (`backend_queue_bytes`, 16 MiB by default): each
 //! client message holds its share until the writer has handed it to a
 //! backend connection, and while the budget is spent the transports hold
 //! their clients back (see `sockjs::budget`) rather than drop anything.
 //! Connect and disconnect events never wait; beyond the budget's headroom
 //! they are dropped, counted and logged.
 
+pub mod endpoint;
 pub mod frame;
 pub mod peer;
 mod reader;
@@ -60,7 +61,7 @@ const MAX_COMMAND_FRAMES: usize = 8;
 const MAX_ZMTP_COMMAND: u64 = 4096;
 
 /// Which 0MQ implementation carries a service's bound sockets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Engine {
     /// The native ZMTP transport for `tcp://` and `ipc://` endpoints (libzmq
     /// for any other).
@@ -69,6 +70,25 @@ pub enum Engine {
     /// libzmq for every socket.
     Libzmq,
 }
+
+/// One service's backend settings, built by `config` from the command line
+/// or the file.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Endpoint of the PUSH socket (proxy → backend), checked by [`endpoint::check`].
+    pub push: String,
+    /// Endpoint of the PULL socket (backend → proxy).
+    pub pull: String,
+    /// Bytes of client messages held for the backend (see `sockjs::budget`).
+    pub queue_bytes: usize,
+    /// Which 0MQ implementation carries bound sockets.
+    pub engine: Engine,
+}
+
+/// Default of [`Settings::queue_bytes`]: 16 MiB per service, about 30,000
+/// small messages. What waits here is what every new message queues behind,
+/// so it is kept short: clients are held back beyond it, nothing is lost.
+pub const QUEUE_BYTES: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -167,12 +187,10 @@ impl Backend {
     /// at start-up. Their tasks start with [`Backend::start`].
     pub fn bind(
         zmq: &zmq::Context,
-        push: &str,
-        pull: &str,
         name: &str,
-        engine: Engine,
-        queue_bytes: usize,
+        settings: &Settings,
     ) -> Result<(Arc<Backend>, Sockets), BackendError> {
+        let (push, pull, engine) = (&settings.push, &settings.pull, settings.engine);
         let bind = |kind: &'static str, socket_type, endpoint: &str, hwm: i32, linger: i32| {
             let native = match engine {
                 Engine::Native => zmtp::Listener::bind(endpoint),
@@ -209,7 +227,7 @@ impl Backend {
         };
         let push_socket = bind("PUSH", zmq::PUSH, push, HWM, LINGER_MS)?;
         let pull_socket = bind("PULL", zmq::PULL, pull, HWM, 0)?;
-        let (backend, queue) = Backend::new(name, None, queue_bytes);
+        let (backend, queue) = Backend::new(name, None, settings.queue_bytes);
         let engine = |b: &Bound| match b {
             Bound::Zmq(_) => "libzmq",
             Bound::Native(_) => "native",

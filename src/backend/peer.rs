@@ -1,12 +1,21 @@
 //! The far end of the backend protocol, for Rust backends such as
-//! `examples/echo.rs` and `examples/datereply.rs`: read the proxy's own flags
-//! (or its `--config` file), and connect a PULL to each service's PUSH and a
-//! PUSH to its PULL, so one command line describes the proxy and its backend.
+//! `examples/echo.rs` and `examples/datereply.rs`: connect a PULL to each
+//! service's PUSH and a PUSH to its PULL. `config::peer_endpoints` reads the
+//! proxy's own flags (or its `--config` file) into [`Endpoints`], so one
+//! command line describes the proxy and its backend.
 
-use clap::Parser;
+use super::endpoint::connect_endpoint;
 
-use crate::cli::Cli;
-use crate::config::{Config, connect_endpoint};
+/// Where one service's sockets are bound, as the proxy's config says.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// The service prefix (`/` for the flags' single service).
+    pub name: String,
+    /// The proxy's PUSH endpoint (events come from there).
+    pub push: String,
+    /// The proxy's PULL endpoint (commands go there).
+    pub pull: String,
+}
 
 /// One service, as a backend sees it.
 pub struct ServiceSockets {
@@ -18,18 +27,20 @@ pub struct ServiceSockets {
     pub commands: tmq::push::Push,
 }
 
-/// Parses the proxy's command line and connects to every service it
-/// describes. A bad command line or endpoint ends the process with a one-line
-/// error naming `program` and exit code 2, as the proxy does.
-pub fn connect_services(program: &str, linger_ms: i32) -> (tmq::Context, Vec<ServiceSockets>) {
+/// Connects to every service of `services`. A socket that cannot be made
+/// ends the process with a one-line error naming `program` and exit code 2,
+/// as the proxy does.
+pub fn connect_services(
+    program: &str,
+    services: Vec<Endpoints>,
+    linger_ms: i32,
+) -> (tmq::Context, Vec<ServiceSockets>) {
     let fail = |e: &dyn std::fmt::Display| -> ! {
         eprintln!("{program}: {e}");
         std::process::exit(2)
     };
-    let config = Config::from_cli(&Cli::parse()).unwrap_or_else(|e| fail(&e));
     let zmq = tmq::Context::new();
-    let services = config
-        .services
+    let services = services
         .into_iter()
         .map(|service| {
             let (push, pull) = (
@@ -41,10 +52,7 @@ pub fn connect_services(program: &str, linger_ms: i32) -> (tmq::Context, Vec<Ser
                 .set_linger(linger_ms)
                 .connect(&pull)
                 .unwrap_or_else(|e| fail(&e));
-            let name = match service.prefix.as_str() {
-                "" => "/".to_string(),
-                p => p.to_string(),
-            };
+            let name = service.name;
             log::info!("{program} serving {name:?}: events from {push}, commands to {pull}");
             ServiceSockets {
                 name,

@@ -26,10 +26,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use super::endpoint::connect_endpoint;
 use super::frame::{Command, CommandError, Event};
 use super::{Backend, BackendError, HWM, LINGER_MS, Sockets};
-use crate::cli::Cli;
-use crate::config::{ConfigError, connect_endpoint};
 
 /// The message type of heartbeats, never sent in single-instance mode.
 pub const HEARTBEAT: &[u8] = b"heartbeat";
@@ -51,54 +50,6 @@ pub struct ScaleOutConfig {
     /// Prefix of every backend session id and the DEALER identity.
     pub instance_id: String,
     pub heartbeat: Duration,
-}
-
-/// Scale-out settings from the command line; `None` without `--connect`.
-pub fn config_from_cli(cli: &Cli, http_port: u16) -> Result<Option<ScaleOutConfig>, ConfigError> {
-    if !cli.connect {
-        return Ok(None);
-    }
-    let instance_id = match &cli.instance_id {
-        Some(id) => id.clone(),
-        // Host and port name one listener; a host name may hold dots, which
-        // separate instance from counter in session ids.
-        None => default_instance_id(&host_name(), http_port),
-    };
-    let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    if instance_id.is_empty() || instance_id.len() > 64 || !instance_id.chars().all(valid) {
-        return Err(ConfigError::InstanceId(instance_id));
-    }
-    Ok(Some(ScaleOutConfig {
-        instance_id,
-        heartbeat: Duration::from_millis(cli.scaleout_heartbeat_ms),
-    }))
-}
-
-fn default_instance_id(host: &str, http_port: u16) -> String {
-    let host: String = host
-        .chars()
-        .take(48)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("{host}-{http_port}")
-}
-
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // or truncates within it.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "proxy".to_string();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 /// Who this proxy is among many; shared by every service's socket tasks.
@@ -176,12 +127,11 @@ impl Backend {
     /// for an absent peer; 0MQ retries, and holds events meanwhile.
     pub fn connect(
         zmq: &zmq::Context,
-        push: &str,
-        pull: &str,
         name: &str,
+        settings: &super::Settings,
         scale: Arc<ScaleOut>,
-        queue_bytes: usize,
     ) -> Result<(Arc<Backend>, Sockets), BackendError> {
+        let (push, pull) = (&settings.push, &settings.pull);
         let connect = |kind: &'static str, socket_type, endpoint: &str| {
             let endpoint = connect_endpoint(endpoint);
             let err = |e: zmq::Error| TopologyError::Connect {
@@ -205,7 +155,7 @@ impl Backend {
         };
         let push_socket = connect("PUSH", zmq::PUSH, push)?;
         let dealer = connect("DEALER", zmq::DEALER, pull)?;
-        let (backend, queue) = Backend::new(name, Some(scale.clone()), queue_bytes);
+        let (backend, queue) = Backend::new(name, Some(scale.clone()), settings.queue_bytes);
         log::info!(
             "service {}: instance {}, PUSH connected to {}, DEALER connected to {}",
             backend.name,
@@ -234,14 +184,6 @@ mod tests {
             instance_id: "web1-8080".into(),
             heartbeat: Duration::from_secs(1),
         })
-    }
-
-    #[test]
-    fn default_instance_ids_keep_only_safe_characters() {
-        assert_eq!(
-            default_instance_id("web1.example.com", 8080),
-            "web1-example-com-8080"
-        );
     }
 
     #[test]

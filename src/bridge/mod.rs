@@ -9,7 +9,7 @@
 //! - [`wire`]: the JSON frames; [`outbox`]: the outgoing frame queue;
 //! - [`endpoint`], [`policy`] and [`auth`]: deny-by-default access control;
 //! - [`rpc`]: helpers for backends written in Rust;
-//! - [`settings`]: the `--bridge*` flags.
+//! - [`settings`]: what bridge mode is told (built by `config` from the `--bridge*` flags).
 //!
 //! The browser client, `static/zmq-bridge.js`, is compiled into the binary and
 //! served at [`CLIENT_URL`].

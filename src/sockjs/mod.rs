@@ -37,6 +37,9 @@ pub use http::client_address;
 pub use liveness::on_connect;
 pub use router::{Services, dispatch};
 
+/// Where the iframe page loads sockjs-client from when nothing local is served.
+pub const CDN_SOCKJS_URL: &str = "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js";
+
 /// The options of one SockJS service, named as in sockjs-node.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -115,7 +118,7 @@ impl Default for Options {
             max_sessions_per_address: 10_000,
             new_sessions_per_second: 0,
             origins: vec!["*:*".to_string()],
-            sockjs_url: crate::config::CDN_SOCKJS_URL.to_string(),
+            sockjs_url: CDN_SOCKJS_URL.to_string(),
             allow_origins: Vec::new(),
             poll_batch: Duration::from_millis(5),
             websocket_ping: Some(Duration::from_secs(30)),

@@ -63,7 +63,7 @@ pub fn native_ipc_path(endpoint: &str) -> Option<&str> {
 
 impl Listener {
     /// Binds `endpoint` natively, or `None` when it is a kind this transport
-    /// leaves to libzmq. Endpoints were checked by `config::check_endpoint`.
+    /// leaves to libzmq. Endpoints were checked by `backend::endpoint::check`.
     pub fn bind(endpoint: &str) -> Option<io::Result<Listener>> {
         if let Some(rest) = endpoint.strip_prefix("tcp://") {
             let (host, port) = rest.rsplit_once(':')?;
