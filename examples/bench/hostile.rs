@@ -12,9 +12,8 @@
 //!
 //! The proxy serves `/echo` (the echo backend connected), `/dark` (no backend,
 //! for kind c) and bridge mode at `/data`. It runs on core 0; the healthy
-//! sessions, the hostile clients (each on their own thread) and the echo
-//! backend share core 1, so the healthy round trips include scheduling
-//! behind the attackers. If the proxy passes `--hostile-guard-mib` (1024) of
+//! sessions, the hostile clients (one thread, at SCHED_IDLE: they stand for
+//! clients on other machines) and the echo backend share core 1. If the proxy passes `--hostile-guard-mib` (1024) of
 //! RSS the run stops early, so that an undefended proxy cannot take the
 //! machine's memory; the run then fails.
 
@@ -110,6 +109,24 @@ async fn start(setup: &Setup, name: &str) -> Result<(Child, Child, u16), Error> 
     Ok((proxy, echo, ports[0]))
 }
 
+/// Puts the calling thread (the attackers) at SCHED_IDLE: it gets whatever
+/// CPU the healthy sessions and the echo backend leave on their core. The
+/// attackers stand for clients on other machines; without this they take
+/// the healthy clients' own core (attack a alone writes about 500 MB/s over
+/// loopback, and loopback's kernel work runs in the writer's context), and
+/// the healthy round trips measure the bench's scheduling, not the proxy.
+fn lowest_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc != 0 {
+        eprintln!(
+            "hostile: attackers keep normal priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// What one healthy session saw.
 #[derive(Default)]
 struct Seen {
@@ -191,6 +208,7 @@ async fn round(setup: &Setup, plan: &Plan, kinds: &[char]) -> Result<(bool, Stri
     let tallies: Vec<(char, Arc<Tally>)> = kinds.iter().map(|k| (*k, Arc::default())).collect();
     let (clients, attack_stop, attack_tallies) = (plan.clients, stop_rx.clone(), tallies.clone());
     let attackers = std::thread::spawn(move || {
+        lowest_priority();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
