@@ -185,6 +185,10 @@ impl Config {
             });
 
         let defaults = defaults_from_cli(cli, &global_sockjs_url)?;
+        let bridge_websocket = crate::websocket::Settings {
+            max_message_bytes: defaults.max_message_bytes,
+            ping: defaults.websocket_ping,
+        };
         let backend_queue = positive(
             "backend_queue_bytes",
             cli.backend_queue_bytes.unwrap_or(backend::QUEUE_BYTES),
@@ -271,7 +275,8 @@ impl Config {
                 Some(cli.shutdown_linger_ms),
                 Duration::ZERO,
             )?,
-            bridge: bridge::from_cli(cli).map_err(|e| ConfigError::Bridge(Box::new(e)))?,
+            bridge: bridge::from_cli(cli, bridge_websocket)
+                .map_err(|e| ConfigError::Bridge(Box::new(e)))?,
             scale_out: None,
         })
         .and_then(|mut config| {

@@ -18,4 +18,4 @@ pub mod sockjs;
 mod static_files;
 pub mod tls;
 pub mod upgrade;
-pub mod websocket_reader;
+pub mod websocket;

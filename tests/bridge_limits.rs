@@ -250,3 +250,36 @@ async fn requests_beyond_the_backend_queue_bytes_are_refused_and_counted() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_bridge_websocket_pings_and_closes_a_browser_that_never_answers() {
+    bounded(async {
+        let proxy = bridge_proxy(&["--websocket-ping-ms", "200"]).await;
+        let mut browser = common::raw_ws::RawWs::connect(proxy.http_port, "/data").await;
+        // Pings come (0x9), none answered; the second finds the first
+        // unanswered and the connection ends with 1001.
+        assert_eq!(browser.frame().await.0, 0x9);
+        let started = Instant::now();
+        let (opcode, payload) = loop {
+            let frame = browser.frame().await;
+            if frame.0 != 0x9 {
+                break frame;
+            }
+        };
+        assert_eq!((opcode, &payload[..2]), (0x8, &1001u16.to_be_bytes()[..]));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_browser_message_over_max_message_bytes_closes_with_1009() {
+    bounded(async {
+        let proxy = bridge_proxy(&["--max-message-bytes", "1000"]).await;
+        let mut browser = common::raw_ws::RawWs::connect(proxy.http_port, "/data").await;
+        browser.send_frame(0x1, &[b'x'; 1001]).await;
+        let (opcode, payload) = browser.frame().await;
+        assert_eq!((opcode, &payload[..2]), (0x8, &1009u16.to_be_bytes()[..]));
+    })
+    .await;
+}

@@ -1,5 +1,5 @@
-//! The outgoing half of one bridge websocket: a bounded queue of encoded
-//! websocket frames that the HTTP response body drains.
+//! The outgoing half of one bridge websocket: the websocket's one outbound
+//! queue ([`crate::websocket::queue`]) with bridge mode's policy on top.
 //!
 //! Gateways write published messages straight into it, without passing
 //! through the session actor, so a busy SUB stream costs one JSON encoding
@@ -19,16 +19,17 @@
 //! is written, so nothing else piles up behind the queue.
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 
-use actix_http::ws::{CloseCode, CloseReason, OpCode, Parser};
+use actix_http::ws::{CloseCode, OpCode, Parser};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use tokio::sync::mpsc;
 
 use super::stats::STATS;
 use crate::ratelog::Throttle;
+use crate::websocket::queue::{self, Queue, Refused, Sender};
 
 /// Frames queued towards one browser.
 pub const OUTBOX_FRAMES: usize = 1024;
@@ -47,100 +48,84 @@ pub enum OutboxError {
     Closed,
 }
 
+impl From<Refused> for OutboxError {
+    fn from(r: Refused) -> OutboxError {
+        match r {
+            Refused::Full => OutboxError::Full,
+            Refused::Closed => OutboxError::Closed,
+        }
+    }
+}
+
 /// A cloneable writer of frames to one websocket.
 #[derive(Clone)]
 pub struct Outbox {
-    frames: mpsc::Sender<Bytes>,
-    budget: Arc<Budget>,
+    frames: Sender,
+    max_bytes: usize,
 }
 
-/// The bytes one outbox holds, shared by its writers and its reader.
-struct Budget {
-    queued: AtomicUsize,
-    max: usize,
-    /// A close frame is queued: RFC 6455 allows one per side, and nothing
-    /// after it, whoever (the session or the browser) starts the closing.
-    finished: std::sync::atomic::AtomicBool,
-}
+/// The response body: the queue's frames, with bridge mode's gauge of bytes
+/// waiting kept up to date (frames left when it is dropped included).
+pub struct OutboxBody(Queue);
 
-impl Budget {
-    /// Reserves `n` bytes if they fit (or if nothing is queued).
-    fn take(&self, n: usize) -> bool {
-        let taken = self
-            .queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
-                (q == 0 || q + n <= self.max).then_some(q + n)
+impl Stream for OutboxBody {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|frame| {
+            frame.map(|f| {
+                unqueued(f.len());
+                Ok(f)
             })
-            .is_ok();
-        if taken {
-            STATS.outbox_bytes.fetch_add(n, Ordering::Relaxed);
-        }
-        taken
-    }
-
-    fn give(&self, n: usize) {
-        self.queued.fetch_sub(n, Ordering::AcqRel);
-        STATS.outbox_bytes.fetch_sub(n, Ordering::Relaxed);
+        })
     }
 }
 
-/// The reading end; frames still queued when it is dropped give their bytes back.
-struct Drain {
-    rx: mpsc::Receiver<Bytes>,
-    budget: Arc<Budget>,
-}
-
-impl Drop for Drain {
+impl Drop for OutboxBody {
     fn drop(&mut self) {
-        self.rx.close();
-        while let Ok(frame) = self.rx.try_recv() {
-            self.budget.give(frame.len());
-        }
+        unqueued(self.0.queued_bytes());
     }
+}
+
+/// Takes bytes off the gauge. Saturating: the reader's pongs and pings (a
+/// few bytes each) go through the queue uncounted.
+fn unqueued(n: usize) {
+    let _ = STATS
+        .outbox_bytes
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_sub(n))
+        });
 }
 
 impl Outbox {
     /// The writer and the body stream for the upgrade response; at most
     /// `max_bytes` of frames wait (see the module docs).
-    pub fn new(
-        max_bytes: usize,
-    ) -> (
-        Outbox,
-        impl Stream<Item = Result<Bytes, Infallible>> + 'static,
-    ) {
-        let (frames, rx) = mpsc::channel(OUTBOX_FRAMES);
-        let budget = Arc::new(Budget {
-            queued: AtomicUsize::new(0),
-            max: max_bytes,
-            finished: Default::default(),
-        });
-        let drain = Drain {
-            rx,
-            budget: budget.clone(),
-        };
-        let body = futures_util::stream::unfold(drain, |mut drain| async move {
-            let frame = drain.rx.recv().await?;
-            drain.budget.give(frame.len());
-            Some((Ok(frame), drain))
-        });
-        (Outbox { frames, budget }, body)
+    pub fn new(max_bytes: usize) -> (Outbox, OutboxBody) {
+        let (frames, body) = queue::bounded(OUTBOX_FRAMES, max_bytes);
+        (Outbox { frames, max_bytes }, OutboxBody(body))
+    }
+
+    /// The queue's writer, for the websocket reader's control frames.
+    pub fn control(&self) -> &Sender {
+        &self.frames
     }
 
     /// Bytes queued now (for tests).
     #[cfg(test)]
     fn queued(&self) -> usize {
-        self.budget.queued.load(Ordering::Acquire)
+        self.frames.queued_bytes()
     }
 
     /// Queues one text message.
     pub fn text(&self, text: &str) -> Result<(), OutboxError> {
-        let mut out = BytesMut::with_capacity(text.len() + 10);
-        Parser::write_message(&mut out, text.as_bytes(), OpCode::Text, true, false);
-        let queued = self.raw(out.freeze());
-        if queued.is_ok() {
-            super::stats::bump(&STATS.frames_out);
-        }
-        queued
+        let queued = self.frames.send_with(|| {
+            let mut out = BytesMut::with_capacity(text.len() + 10);
+            Parser::write_message(&mut out, text.as_bytes(), OpCode::Text, true, false);
+            out.freeze()
+        })?;
+        STATS.outbox_bytes.fetch_add(queued, Ordering::Relaxed);
+        super::stats::bump(&STATS.frames_out);
+        Ok(())
     }
 
     /// Queues a published message: dropped and counted when the queue is full,
@@ -151,8 +136,8 @@ impl Outbox {
                 STATS.published_dropped.fetch_add(1, Ordering::Relaxed);
                 DROPPED.warn(format_args!(
                     "{} bytes of {} waiting",
-                    self.budget.queued.load(Ordering::Relaxed),
-                    self.budget.max
+                    self.frames.queued_bytes(),
+                    self.max_bytes
                 ));
                 Ok(())
             }
@@ -160,53 +145,12 @@ impl Outbox {
         }
     }
 
-    pub fn pong(&self, payload: Bytes) {
-        let mut out = BytesMut::new();
-        Parser::write_message(&mut out, payload, OpCode::Pong, true, false);
-        let _ = self.raw(out.freeze());
-    }
-
     /// Queues the close frame, once: a second close (the browser's crossing
     /// the session's) is not answered. It goes in even when the budget is
     /// spent, since it ends the connection.
     pub fn close(&self, code: CloseCode) {
-        if self.budget.finished.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let mut out = BytesMut::new();
-        let reason = CloseReason {
-            code,
-            description: None,
-        };
-        Parser::write_close(&mut out, Some(reason), false);
-        let _ = self.push(out.freeze(), true);
-    }
-
-    fn raw(&self, frame: Bytes) -> Result<(), OutboxError> {
-        if self.budget.finished.load(Ordering::Acquire) {
-            return Err(OutboxError::Closed);
-        }
-        self.push(frame, false)
-    }
-
-    fn push(&self, frame: Bytes, always: bool) -> Result<(), OutboxError> {
-        let len = frame.len();
-        if self.frames.is_closed() {
-            return Err(OutboxError::Closed);
-        }
-        if always {
-            self.budget.queued.fetch_add(len, Ordering::AcqRel);
-            STATS.outbox_bytes.fetch_add(len, Ordering::Relaxed);
-        } else if !self.budget.take(len) {
-            return Err(OutboxError::Full);
-        }
-        self.frames.try_send(frame).map_err(|e| {
-            self.budget.give(len);
-            match e {
-                mpsc::error::TrySendError::Full(_) => OutboxError::Full,
-                mpsc::error::TrySendError::Closed(_) => OutboxError::Closed,
-            }
-        })
+        let queued = crate::websocket::close(&self.frames, code);
+        STATS.outbox_bytes.fetch_add(queued, Ordering::Relaxed);
     }
 }
 
@@ -220,6 +164,7 @@ mod tests {
         let (outbox, body) = Outbox::new(10);
         let mut body = Box::pin(body);
         outbox.text("0123456789").unwrap();
+        assert_eq!(outbox.queued(), 12);
         assert_eq!(outbox.text("x"), Err(OutboxError::Full));
         outbox.close(CloseCode::Policy);
         outbox.close(CloseCode::Normal);

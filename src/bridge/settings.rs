@@ -29,6 +29,9 @@ pub struct BridgeConfig {
     pub outbox_bytes: usize,
     /// Bytes of requests one REQ gateway queues (`--bridge-queue-bytes`).
     pub queue_bytes: usize,
+    /// Browsers' message limit (`--max-message-bytes`) and keepalive pings
+    /// (`--websocket-ping-ms`), as for the SockJS services.
+    pub websocket: crate::websocket::Settings,
 }
 
 impl BridgeConfig {

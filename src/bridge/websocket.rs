@@ -1,7 +1,8 @@
 //! The bridge websocket: the HTTP upgrade at `--bridge PATH`, which asks the
 //! auth service first when there is one, and the task that reads the browser's
-//! messages (with [`crate::websocket_reader`]) and hands each to the session
-//! actor.
+//! messages (with [`crate::websocket::read`], under `--max-message-bytes`
+//! and with `--websocket-ping-ms` keepalive pings) and hands each to the
+//! session actor.
 //!
 //! A refused upgrade is `403 Forbidden` with the service's reason (the
 //! original answered a bare 404); so is one whose `Origin` header
@@ -10,33 +11,19 @@
 use std::sync::Arc;
 
 use actix::{Actor, Addr};
-use actix_http::ws;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::Bridge;
 use super::outbox::Outbox;
 use super::session::{BridgeSession, BrowserGone, FromBrowser, Peer};
-use crate::websocket_reader::{Incoming, MessageReader};
-
-/// Largest message a browser may send, fragments included.
-pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+use crate::websocket;
 
 pub async fn upgrade(req: HttpRequest, payload: web::Payload, bridge: Arc<Bridge>) -> HttpResponse {
-    if let Err(e) = ws::verify_handshake(req.head()) {
-        return HttpResponse::BadRequest()
-            .content_type("text/plain; charset=UTF-8")
-            .body(format!("Not a valid websocket request: {e}"));
-    }
-    let accept = req
-        .headers()
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(|k| ws::hash_key(k.as_bytes()))
-        .and_then(|k| HeaderValue::from_bytes(&k).ok());
-    let Some(accept) = accept else {
-        return HttpResponse::BadRequest().body("Not a valid websocket request");
+    let accept = match websocket::accept(&req) {
+        Ok(accept) => accept,
+        Err(refused) => return refused,
     };
     if let Some(origin) = req.headers().get(header::ORIGIN)
         && !bridge.config.origin_allowed(origin.as_bytes())
@@ -67,12 +54,10 @@ pub async fn upgrade(req: HttpRequest, payload: web::Payload, bridge: Arc<Bridge
         }
     }
     let (outbox, body) = Outbox::new(bridge.config.outbox_bytes);
+    let settings = bridge.config.websocket;
     let session = BridgeSession::new(bridge, outbox.clone(), peer).start();
-    actix_web::rt::spawn(read_browser(payload, session, outbox));
-    HttpResponse::SwitchingProtocols()
-        .upgrade("websocket")
-        .insert_header((header::SEC_WEBSOCKET_ACCEPT, accept))
-        .streaming(body)
+    actix_web::rt::spawn(read_browser(payload, settings, session, outbox));
+    websocket::switching_protocols(accept, body)
 }
 
 fn forbidden(reason: &str) -> HttpResponse {
@@ -100,27 +85,17 @@ fn headers(req: &HttpRequest) -> Map<String, Value> {
     map
 }
 
-/// Reads frames until the browser closes or breaks the protocol; the session
-/// ends with it.
-async fn read_browser(mut payload: web::Payload, session: Addr<BridgeSession>, outbox: Outbox) {
-    let mut reader = MessageReader::new(MAX_MESSAGE_BYTES);
-    'read: while let Some(Ok(chunk)) = payload.next().await {
-        reader.feed(&chunk);
-        while let Some(incoming) = reader.next_event() {
-            match incoming {
-                Incoming::Message(text) => {
-                    if session.send(FromBrowser(text)).await.is_err() {
-                        break 'read;
-                    }
-                }
-                Incoming::Ping(p) => outbox.pong(p),
-                Incoming::Pong => {}
-                Incoming::Close(code) => {
-                    outbox.close(code);
-                    break 'read;
-                }
-            }
-        }
-    }
+/// Reads messages until the browser closes or breaks the protocol; the
+/// session ends with it.
+async fn read_browser(
+    payload: web::Payload,
+    settings: websocket::Settings,
+    session: Addr<BridgeSession>,
+    outbox: Outbox,
+) {
+    websocket::read(payload, settings, outbox.control(), async |text| {
+        session.send(FromBrowser(text)).await.is_ok()
+    })
+    .await;
     session.do_send(BrowserGone);
 }

@@ -22,8 +22,12 @@ pub enum BridgeError {
 }
 
 /// `None` when `--bridge` is not given (clap refuses the other bridge flags
-/// without it).
-pub(super) fn from_cli(cli: &Cli) -> Result<Option<BridgeConfig>, BridgeError> {
+/// without it). `websocket`: the message limit and pings of the SockJS
+/// services' flags, which the bridge's websocket shares.
+pub(super) fn from_cli(
+    cli: &Cli,
+    websocket: crate::websocket::Settings,
+) -> Result<Option<BridgeConfig>, BridgeError> {
     let Some(path) = &cli.bridge else {
         return Ok(None);
     };
@@ -55,6 +59,7 @@ pub(super) fn from_cli(cli: &Cli) -> Result<Option<BridgeConfig>, BridgeError> {
         // clap bounds both to sizes a usize holds.
         outbox_bytes: usize::try_from(cli.bridge_outbox_bytes).unwrap_or(usize::MAX),
         queue_bytes: usize::try_from(cli.bridge_queue_bytes).unwrap_or(usize::MAX),
+        websocket,
     }))
 }
 

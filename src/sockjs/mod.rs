@@ -20,7 +20,6 @@ mod liveness;
 pub mod metrics;
 mod pages;
 pub mod per_address;
-mod queue;
 mod receiver;
 mod registry;
 mod router;

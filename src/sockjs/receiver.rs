@@ -22,8 +22,8 @@ use futures_util::Stream;
 
 use super::frame::{Frame, quote_into};
 use super::liveness::Peer;
-use super::queue::{self, Queue, Refused, Sender};
 use super::session::{Detached, Session};
+use crate::websocket::queue::{self, Queue, Refused, Sender};
 
 /// Frames a receiver's channel holds before the session waits. Each frame may
 /// batch many messages, so this stays small.

@@ -68,11 +68,17 @@ impl RawWs {
         }
     }
 
-    /// Sends one masked frame, as a client must.
+    /// Sends one masked frame, as a client must (up to 64 KiB).
     pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
-        assert!(payload.len() < 126);
         let mask = [0x12, 0x34, 0x56, 0x78];
-        let mut out = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+        let mut out = vec![0x80 | opcode];
+        match u16::try_from(payload.len()).expect("a frame of at most 64 KiB") {
+            n @ 0..126 => out.push(0x80 | n as u8),
+            n => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+        }
         out.extend_from_slice(&mask);
         out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
         self.tcp.write_all(&out).await.unwrap();

@@ -1,5 +1,10 @@
-//! The bounded queue of ready-to-write frames between a session (and its
-//! websocket reader's control frames) and the response body that writes them.
+//! The one outbound queue: ready-to-write frames between their writers (a
+//! SockJS session and its websocket reader's control frames, or a bridge
+//! session and its gateways) and the response body that writes them.
+//!
+//! Bounded in frames and, when asked, in bytes (one frame always fits an
+//! empty queue, however large). A websocket close frame is queued at most
+//! once, whoever starts the closing handshake, and nothing after it.
 //!
 //! A websocket session keeps its queue for as long as it is open, and it is
 //! almost always empty. tokio's bounded channel allocates a 32-slot block and a
@@ -26,6 +31,8 @@ pub enum Refused {
 struct State {
     frames: VecDeque<Bytes>,
     capacity: usize,
+    /// Bytes beyond which a frame is refused (unless the queue is empty).
+    max_bytes: usize,
     /// Bytes in `frames`, for the session's byte budget.
     bytes: usize,
     /// A websocket close frame is queued: RFC 6455 allows one per side, and
@@ -47,9 +54,16 @@ pub struct Queue(Arc<Mutex<State>>);
 
 /// A queue holding at most `capacity` frames.
 pub fn queue(capacity: usize) -> (Sender, Queue) {
+    bounded(capacity, usize::MAX)
+}
+
+/// A queue holding at most `capacity` frames and `max_bytes` bytes (or one
+/// frame of any size).
+pub fn bounded(capacity: usize, max_bytes: usize) -> (Sender, Queue) {
     let state = Arc::new(Mutex::new(State {
         frames: VecDeque::new(),
         capacity,
+        max_bytes,
         bytes: 0,
         finished: false,
         senders: 1,
@@ -109,6 +123,9 @@ impl Sender {
             if len == 0 {
                 return Ok(0);
             }
+            if s.bytes > 0 && s.bytes + len > s.max_bytes {
+                return Err(Refused::Full);
+            }
             s.bytes += len;
             s.frames.push_back(bytes);
             len
@@ -162,7 +179,8 @@ impl Sender {
         let state = self.0.clone();
         poll_fn(move |cx: &mut Context<'_>| {
             let mut s = lock(&state);
-            if !s.body_alive || s.frames.len() < s.capacity {
+            let fits = s.frames.len() < s.capacity && (s.bytes == 0 || s.bytes < s.max_bytes);
+            if !s.body_alive || fits {
                 return Poll::Ready(());
             }
             if !s.room.iter().any(|w| w.will_wake(cx.waker())) {
@@ -198,6 +216,11 @@ impl Drop for Sender {
 }
 
 impl Queue {
+    /// Bytes queued and not yet taken.
+    pub fn queued_bytes(&self) -> usize {
+        lock(&self.0).bytes
+    }
+
     /// The next frame; `None` once every sender is gone and the queue is empty.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let (frame, waiting_for_room) = {
@@ -256,6 +279,21 @@ mod tests {
         assert_eq!(recv(&mut rx), Poll::Ready(Some(Bytes::from("bc"))));
         assert_eq!(recv(&mut rx), Poll::Ready(Some(Bytes::from("d"))));
         assert_eq!(recv(&mut rx), Poll::Pending);
+    }
+
+    #[test]
+    fn a_byte_bound_refuses_frames_beyond_it_but_one_always_fits() {
+        let (tx, mut rx) = bounded(10, 5);
+        assert_eq!(tx.try_send(Bytes::from_static(b"123456")), Ok(()));
+        assert_eq!(tx.try_send(Bytes::from_static(b"a")), Err(Refused::Full));
+        assert_eq!(
+            recv(&mut rx),
+            Poll::Ready(Some(Bytes::from_static(b"123456")))
+        );
+        assert_eq!(tx.try_send(Bytes::from_static(b"abc")), Ok(()));
+        assert_eq!(tx.try_send(Bytes::from_static(b"de")), Ok(()));
+        assert_eq!(tx.try_send(Bytes::from_static(b"f")), Err(Refused::Full));
+        assert_eq!(tx.queued_bytes(), 5);
     }
 
     #[test]
