@@ -3,11 +3,11 @@
 //! malformed input, timeouts, ordering and many virtual sockets.
 //! Access control has its own file, `bridge_access.rs`.
 
-mod bridge_support;
+mod common;
 
 use std::time::Duration;
 
-use bridge_support::*;
+use common::bridge::*;
 use serde_json::json;
 
 const REQ: i64 = 3;
@@ -31,7 +31,7 @@ async fn req_round_trip_keeps_the_originals_wire_format() {
     let ep = endpoint();
     let seen = rep_peer(&ep, echo("echo:"));
     let policy = open_policy();
-    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
+    let proxy = BridgeProxy::start(&["--bridge-policy", &policy]).await;
     let mut c = proxy.client().await;
 
     let reply = c
@@ -59,7 +59,7 @@ async fn same_identity_on_two_websockets_gets_only_its_own_replies() {
     // Slow replies, so that both requests are in flight together.
     rep_peer(&ep, |m| (Duration::from_millis(100), format!("re:{m}")));
     let policy = open_policy();
-    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
+    let proxy = BridgeProxy::start(&["--bridge-policy", &policy]).await;
     let mut alice = proxy.client().await;
     let mut mallory = proxy.client().await;
     assert_connected(
@@ -95,7 +95,7 @@ async fn sub_fans_out_to_matching_prefixes() {
     ];
     let publisher = pub_peer(&ep, Duration::from_millis(10), messages);
     let policy = open_policy();
-    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
+    let proxy = BridgeProxy::start(&["--bridge-policy", &policy]).await;
     let mut c = proxy.client().await;
     let mut other = proxy.client().await;
     assert_connected(
@@ -139,7 +139,7 @@ async fn malformed_input_gets_error_frames_and_the_websocket_carries_on() {
     rep_peer(&ep, echo("ok:"));
     let sub_ep = endpoint();
     let policy = open_policy();
-    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
+    let proxy = BridgeProxy::start(&["--bridge-policy", &policy]).await;
     let mut c = proxy.client().await;
 
     for bad in ["not json", "[1,2]", r#"{"msg_type":"user","content":"x"}"#] {
@@ -198,7 +198,7 @@ async fn unanswered_request_times_out_and_a_late_reply_is_not_mixed_up() {
         (Duration::from_millis(delay), format!("reply-to-{m}"))
     });
     let policy = open_policy();
-    let proxy = Proxy::start(&["--bridge-policy", &policy, "--bridge-timeout", "1"]).await;
+    let proxy = BridgeProxy::start(&["--bridge-policy", &policy, "--bridge-timeout", "1"]).await;
     let mut c = proxy.client().await;
     assert_connected(&c.connect_socket("R", &ep, REQ, json!({})).await, "R");
 
@@ -231,7 +231,7 @@ async fn requests_in_flight_are_answered_in_order_or_refused() {
         (Duration::from_millis(delay), format!("re:{m}"))
     });
     let policy = open_policy();
-    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
+    let proxy = BridgeProxy::start(&["--bridge-policy", &policy]).await;
     let mut c = proxy.client().await;
     assert_connected(&c.connect_socket("Q", &ep, REQ, json!({})).await, "Q");
 
@@ -258,7 +258,7 @@ async fn waiting_requests_are_bounded_in_bytes_per_websocket() {
         (Duration::from_millis(delay), format!("{}", m.len()))
     });
     let policy = open_policy();
-    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
+    let proxy = BridgeProxy::start(&["--bridge-policy", &policy]).await;
     let mut c = proxy.client().await;
     assert_connected(&c.connect_socket("Q", &ep, REQ, json!({})).await, "Q");
     c.send_data("Q", "block").await;
@@ -286,7 +286,7 @@ async fn a_hundred_virtual_sockets_share_one_websocket() {
     let sub_ep = endpoint();
     let publisher = pub_peer(&sub_ep, Duration::from_millis(20), vec!["tick".into()]);
     let policy = open_policy();
-    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
+    let proxy = BridgeProxy::start(&["--bridge-policy", &policy]).await;
     let mut c = proxy.client().await;
     for i in 0..100 {
         let id = format!("S{i:03}");
@@ -318,8 +318,8 @@ async fn a_hundred_virtual_sockets_share_one_websocket() {
 async fn the_client_script_is_served() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let policy = open_policy();
-    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+    let proxy = BridgeProxy::start(&["--bridge-policy", &policy]).await;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port()))
         .await
         .unwrap();
     s.write_all(b"GET /zmq-bridge.js HTTP/1.0\r\nHost: x\r\n\r\n")
@@ -352,7 +352,7 @@ async fn one_dealer_is_shared_and_closed_when_its_last_user_leaves() {
     const DISCONNECTED: u16 = 0x0200;
     let ep = endpoint();
     let zmq = tmq::Context::new();
-    let monitor_ep = format!("inproc://monitor-{}", free_port());
+    let monitor_ep = format!("inproc://monitor-{}", common::free_port());
     let events = ACCEPTED as i32 | DISCONNECTED as i32;
     let mut rep = tmq::reply(&zmq)
         .set_linger(0)
@@ -370,7 +370,7 @@ async fn one_dealer_is_shared_and_closed_when_its_last_user_leaves() {
         }
     });
     let policy = open_policy();
-    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
+    let proxy = BridgeProxy::start(&["--bridge-policy", &policy]).await;
     let mut first = proxy.client().await;
     let mut second = proxy.client().await;
     assert_connected(&first.connect_socket("A", &ep, REQ, json!({})).await, "A");

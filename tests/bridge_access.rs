@@ -1,11 +1,11 @@
 //! Bridge access control, deny by default: the policy file, the auth service
 //! (a real 0MQ REP peer answering JSON), and both together.
 
-mod bridge_support;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use bridge_support::*;
+use common::bridge::*;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Error as WsError;
 
@@ -16,7 +16,7 @@ const SUB: i64 = 2;
 async fn without_policy_or_auth_every_connect_is_denied() {
     let ep = endpoint();
     rep_peer(&ep, echo(""));
-    let proxy = Proxy::start(&[]).await;
+    let proxy = BridgeProxy::start(&[]).await;
     let mut c = proxy.client().await;
     let reply = c.connect_socket("A", &ep, REQ, json!({})).await;
     assert_error(&reply, "A", "connection_reply", "denied");
@@ -41,7 +41,7 @@ async fn the_policy_allows_exactly_its_rules() {
         "#
     ));
     let policy = policy.display().to_string();
-    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
+    let proxy = BridgeProxy::start(&["--bridge-policy", &policy]).await;
     let mut c = proxy.client().await;
 
     assert_connected(&c.connect_socket("R", &rep_ep, REQ, json!({})).await, "R");
@@ -129,7 +129,7 @@ async fn the_auth_service_decides_upgrades_and_connects() {
     let (rep_ep, auth_ep) = (endpoint(), endpoint());
     rep_peer(&rep_ep, echo("re:"));
     let questions = rep_peer(&auth_ep, auth_answer(rep_ep.clone()));
-    let proxy = Proxy::start(&["--bridge-auth", &auth_ep]).await;
+    let proxy = BridgeProxy::start(&["--bridge-auth", &auth_ep]).await;
 
     match Client::connect(&proxy.url(), &[("x-token", "bad")]).await {
         Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
@@ -178,7 +178,7 @@ async fn policy_and_auth_service_must_both_allow() {
     let policy =
         policy_file("[[allow]]\nendpoint = \"tcp://127.0.0.1:*\"\nsocket_types = [\"SUB\"]\n");
     let policy = policy.display().to_string();
-    let proxy = Proxy::start(&["--bridge-auth", &auth_ep, "--bridge-policy", &policy]).await;
+    let proxy = BridgeProxy::start(&["--bridge-auth", &auth_ep, "--bridge-policy", &policy]).await;
     let mut c = proxy.client().await;
     let req = c.connect_socket("R", &rep_ep, REQ, json!({})).await;
     assert_error(&req, "R", "connection_reply", "denied by policy");
@@ -188,7 +188,8 @@ async fn policy_and_auth_service_must_both_allow() {
 #[tokio::test]
 async fn an_auth_service_that_does_not_answer_means_no() {
     let silent = endpoint(); // nobody there
-    let proxy = Proxy::start(&["--bridge-auth", &silent, "--bridge-auth-timeout", "0.5"]).await;
+    let proxy =
+        BridgeProxy::start(&["--bridge-auth", &silent, "--bridge-auth-timeout", "0.5"]).await;
     let started = Instant::now();
     match Client::connect(&proxy.url(), &[]).await {
         Err(WsError::Http(response)) => assert_eq!(response.status(), 403),

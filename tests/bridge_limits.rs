@@ -4,12 +4,11 @@
 //! and what waits for a browser or a backend is bounded in bytes, counted in
 //! `/metrics`. Real proxy, real 0MQ peers, real websockets over loopback.
 
-mod bridge_support;
 mod common;
 
 use std::time::{Duration, Instant};
 
-use bridge_support::{Client, assert_connected, assert_error, echo, rep_peer};
+use common::bridge::{Client, assert_connected, assert_error, echo, rep_peer};
 use common::{Proxy, TempFile, bounded, http};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Error as WsError;

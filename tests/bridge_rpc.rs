@@ -2,12 +2,12 @@
 //! Rust `RpcServer` on a REP socket and `PubRpcClient` on a PUB socket, and
 //! the Python module `samples/zmqbridge.py` (when pyzmq is installed).
 
-mod bridge_support;
+mod common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use bridge_support::*;
+use common::bridge::*;
 use serde_json::{Value, json};
 use sockjsproxy::bridge::rpc::{PubRpcClient, RpcError, RpcServer};
 
@@ -48,7 +48,7 @@ async fn rust_rpc_server_and_pub_client_behind_the_proxy() {
         .unwrap();
     let mut pub_rpc = PubRpcClient::new(publish);
     let policy = open_policy();
-    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
+    let proxy = BridgeProxy::start(&["--bridge-policy", &policy]).await;
     let mut c = proxy.client().await;
     assert_connected(&c.connect_socket("R", &rep_ep, REQ, json!({})).await, "R");
 
@@ -147,7 +147,7 @@ async fn python_rpc_helpers_behind_the_proxy() {
         .unwrap();
     assert!(line.contains("demo RPC service"), "{line}");
     let policy = open_policy();
-    let proxy = Proxy::start(&["--bridge-policy", &policy]).await;
+    let proxy = BridgeProxy::start(&["--bridge-policy", &policy]).await;
     let mut c = proxy.client().await;
     assert_connected(&c.connect_socket("P", &rep_ep, REQ, json!({})).await, "P");
     let hugo = rpc(

@@ -171,3 +171,11 @@ impl Drop for Backend {
         self.task.abort();
     }
 }
+
+/// Opens a raw websocket session on `/echo` and returns it with the id its
+/// `connect` event carried to `backend`.
+pub async fn raw_session(proxy: &super::Proxy, backend: &mut Backend) -> (super::ws::Ws, String) {
+    let ws = super::ws::connect(proxy.http_port, "/echo/websocket").await;
+    let id = backend.expect_connect().await;
+    (ws, id)
+}

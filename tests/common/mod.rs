@@ -13,6 +13,7 @@
 
 pub mod attack;
 pub mod backend;
+pub mod bridge;
 pub mod bystanders;
 pub mod client;
 pub mod http;

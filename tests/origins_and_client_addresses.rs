@@ -1,4 +1,4 @@
-//! Access hardening with the real binary: the `--allow-origin` list (CORS
+//! Who may use the services, with the real binary: the `--allow-origin` list (CORS
 //! echo for a listed Origin, 403 for another one on /info, xhr and the
 //! websocket upgrade, no Origin still served), `--trusted-proxy` (the client
 //! address comes from X-Forwarded-For only when the TCP peer is trusted, seen

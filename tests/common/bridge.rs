@@ -1,14 +1,10 @@
-//! Real parts for the bridge tests: the proxy binary on free ports, a
-//! websocket client speaking the bridge's JSON frames, and 0MQ REP and PUB
-//! peers. Every wait is bounded.
+//! Real parts for the bridge tests: the proxy (the one launcher,
+//! [`super::Proxy`]) with bridge mode at `/data`, a websocket client speaking
+//! the bridge's JSON frames, and 0MQ REP and PUB peers. Every wait is bounded.
 
-#![allow(dead_code)]
-
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -20,16 +16,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long any single expected frame may take.
 pub const FRAME_WAIT: Duration = Duration::from_secs(5);
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub fn endpoint() -> String {
-    format!("tcp://127.0.0.1:{}", free_port())
+    format!("tcp://127.0.0.1:{}", super::free_port())
 }
 
 /// A policy file in the temp dir; removed with the proxy.
@@ -37,60 +25,37 @@ pub fn policy_file(text: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!(
         "bridge-policy-{}-{}.toml",
         std::process::id(),
-        free_port()
+        super::free_port()
     ));
     std::fs::write(&path, text).unwrap();
     path
 }
 
-/// The real binary, killed on drop.
-pub struct Proxy {
-    child: Child,
-    pub port: u16,
-}
+/// The proxy with bridge mode at `/data`.
+pub struct BridgeProxy(pub super::Proxy);
 
-impl Proxy {
-    pub async fn start(bridge_args: &[&str]) -> Proxy {
-        let port = free_port();
-        let (i, o) = (free_port().to_string(), free_port().to_string());
-        let child = Command::new(env!("CARGO_BIN_EXE_sockjsproxy"))
-            .args(["-a", "127.0.0.1", "-i", &i, "-o", &o, "--workers", "1"])
-            .args([
-                "--http-address",
-                "127.0.0.1",
-                "--http-port",
-                &port.to_string(),
-            ])
-            .args(["--bridge", "/data"])
-            .args(bridge_args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start sockjsproxy");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "proxy did not listen");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Proxy { child, port }
+impl BridgeProxy {
+    pub async fn start(bridge_args: &[&str]) -> BridgeProxy {
+        let args: Vec<String> = ["--bridge", "/data"]
+            .iter()
+            .chain(bridge_args)
+            .map(|s| s.to_string())
+            .collect();
+        BridgeProxy(super::Proxy::with_args("", move || args.clone(), "info").await)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.http_port
     }
 
     pub fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/data", self.port)
+        format!("ws://127.0.0.1:{}/data", self.port())
     }
 
     pub async fn client(&self) -> Client {
         Client::connect(&self.url(), &[])
             .await
             .expect("websocket upgrade")
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -6,7 +6,7 @@
 //! sessions opened and closed with the proxy's RSS back near its start.
 //! The full-size runs (1,000 sessions and a 10 s outage; 10,000
 //! sessions) are `#[ignore]`d: run them with `cargo test --test
-//! hardening_load -- --ignored --nocapture`.
+//! faults_under_load -- --ignored --nocapture`.
 
 mod common;
 
