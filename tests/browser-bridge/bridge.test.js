@@ -57,7 +57,7 @@ function run(file, args) {
 
 async function startProxy() {
   const [i, o] = [await freePort(), await freePort()];
-  proxy = run(path.join(TARGET, 'debug', 'sockjsproxy'), [
+  proxy = run(path.join(TARGET, 'release', 'sockjsproxy'), [
     '-a', '127.0.0.1', '-i', String(i), '-o', String(o), '--workers', '1',
     '--http-address', '127.0.0.1', '--http-port', String(port),
     '--samples', 'samples',
@@ -75,7 +75,9 @@ function stop(child) {
 }
 
 before(async () => {
-  execFileSync('cargo', ['build', '--bin', 'sockjsproxy', '--example', 'bridge_backend'], {
+  // The release build every other test uses (tests/all.sh made it): no
+  // second, debug copy of the crate.
+  execFileSync('cargo', ['build', '--release', '--bin', 'sockjsproxy', '--example', 'bridge_backend'], {
     cwd: ROOT, stdio: 'inherit', timeout: 600000,
   });
   port = await freePort();
@@ -91,7 +93,7 @@ socket_types = ["REQ"]
 endpoint = "${pub}"
 socket_types = ["SUB"]
 `);
-  backend = run(path.join(TARGET, 'debug', 'examples', 'bridge_backend'),
+  backend = run(path.join(TARGET, 'release', 'examples', 'bridge_backend'),
     ['--rep', rep, '--pub', pub, '--interval-ms', '100']);
   await startProxy();
   browser = await chromium.launch({
