@@ -2,20 +2,26 @@
 //!
 //! - [`sockjs`]: the SockJS protocol on actix-web, with no 0MQ inside;
 //! - [`backend`]: the PUSH/PULL sockets and their wire protocol;
+//! - [`bridge`]: bridge mode, and [`bridge::rpc`] for its Rust backends;
 //! - [`config`] and [`cli`]: what to serve; [`server`]: serving it.
+//!
+//! Public is what the binary, Rust backends (`backend::peer`,
+//! `bridge::rpc`, the protocol types) and the tests use; the HTTP server's
+//! plumbing (`listen`, `upgrade`, `websocket`, `tls`, `metrics`, `shutdown`)
+//! is the crate's own.
 
 pub mod backend;
 pub mod bridge;
 pub mod cli;
 pub mod config;
-pub mod listen;
+pub(crate) mod listen;
 pub mod memory;
-pub mod metrics;
+pub(crate) mod metrics;
 pub(crate) mod ratelog;
 pub mod server;
-pub mod shutdown;
+pub(crate) mod shutdown;
 pub mod sockjs;
 mod static_files;
-pub mod tls;
-pub mod upgrade;
-pub mod websocket;
+pub(crate) mod tls;
+pub(crate) mod upgrade;
+pub(crate) mod websocket;
