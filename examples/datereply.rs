@@ -12,13 +12,15 @@
 //! With `--config FILE` it serves every service of that file. It prints one
 //! line per backend event on stdout, `connect <session>`, `message <session>
 //! <json text>` and `disconnect <session>`, flushed at once (the browser tests
-//! read them).
+//! read them). When the service gives connection info (`--connect-info`, or
+//! authentication), it greets each new session by its user's name, or by
+//! its address.
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
-use sockjsproxy::backend::peer::connect_services;
+use sockjsproxy::backend::peer::{Who, connect_services};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -51,7 +53,14 @@ async fn serve(mut events: tmq::pull::Pull, mut commands: tmq::push::Push) {
         };
         let id = String::from_utf8_lossy(session).into_owned();
         match kind.as_slice() {
-            b"connect" => report(&format!("connect {id}")),
+            b"connect" => {
+                report(&format!("connect {id}"));
+                if let Some(greeting) = greeting(data)
+                    && !send(&mut commands, &[b"message", session, greeting.as_bytes()]).await
+                {
+                    return;
+                }
+            }
             b"disconnect" => report(&format!("disconnect {id}")),
             b"message" => {
                 let text = String::from_utf8_lossy(data);
@@ -64,9 +73,7 @@ async fn serve(mut events: tmq::pull::Pull, mut commands: tmq::push::Push) {
                     [&b"message"[..], session, reply.as_bytes()],
                     [&b"disconnect"[..], session, &b""[..]],
                 ] {
-                    let msg: Vec<tmq::Message> =
-                        command.iter().map(|p| tmq::Message::from(*p)).collect();
-                    if commands.send(tmq::Multipart::from(msg)).await.is_err() {
+                    if !send(&mut commands, &command).await {
                         return;
                     }
                 }
@@ -74,6 +81,24 @@ async fn serve(mut events: tmq::pull::Pull, mut commands: tmq::push::Push) {
             other => log::warn!("unknown event {:?} ignored", String::from_utf8_lossy(other)),
         }
     }
+}
+
+async fn send(commands: &mut tmq::push::Push, parts: &[&[u8]; 3]) -> bool {
+    let msg: Vec<tmq::Message> = parts.iter().map(|p| tmq::Message::from(*p)).collect();
+    commands.send(tmq::Multipart::from(msg)).await.is_ok()
+}
+
+/// `Hello, alice!` when the connect data names a user (or an address).
+fn greeting(data: &[u8]) -> Option<String> {
+    let who = match Who::parse(data) {
+        Ok(who) => who?,
+        Err(e) => {
+            log::warn!("connect data not understood: {e}");
+            return None;
+        }
+    };
+    let name = who.user.or(who.remote_addr)?;
+    Some(format!("Hello, {name}!"))
 }
 
 /// The current time as `YYYY-MM-DD HH:MM:SS UTC`, with no date crate: the

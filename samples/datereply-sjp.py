@@ -3,7 +3,9 @@
 
 It answers each client message with ``The time now is: <now>`` and then
 disconnects that session, so the browser sees one reply and a close (code
-3000). It logs every connect and disconnect. The same backend in Rust is
+3000). It logs every connect and disconnect. When the proxy gives
+connection info (``--connect-info``, or authentication), it greets each new
+session by its user's name, or its address. The same backend in Rust is
 ``examples/datereply.rs``.
 
     pip install pyzmq
@@ -54,6 +56,9 @@ def main():
             sid = session.decode("utf-8", "replace")
             if kind == b"connect":
                 log("connect %s" % sid)
+                greeting = greet(data)
+                if greeting:
+                    commands.send_multipart([b"message", session, greeting.encode("utf-8")])
             elif kind == b"disconnect":
                 log("disconnect %s" % sid)
             elif kind == b"message":
@@ -71,6 +76,20 @@ def main():
         events.close(0)
         commands.close()
         ctx.term()
+
+
+def greet(data):
+    """``Hello, <user>!`` when the connect data (with --connect-info or
+    authentication on; empty otherwise) names a user or an address."""
+    if not data:
+        return None
+    try:
+        who = json.loads(data)
+    except ValueError:
+        log("connect data not understood: %r" % data[:80])
+        return None
+    name = who.get("user") or who.get("remote_addr") if isinstance(who, dict) else None
+    return "Hello, %s!" % name if name else None
 
 
 def log(line):

@@ -228,6 +228,71 @@ pub struct Cli {
     #[arg(long, value_name = "MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub scaleout_heartbeat_ms: u64,
+
+    // Who is connected (see README.rst, "Who is connected").
+    #[command(flatten)]
+    pub who: WhoArgs,
+}
+
+/// Connection info and authentication of the default service's sessions
+/// (`connect_info`, `auth`, `[service.auth_jwt]` in a `--config` file).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct WhoArgs {
+    /// Give the backend each session's connection info (client address,
+    /// transport, query, allowed headers) as the `connect` event's data.
+    #[arg(long)]
+    pub connect_info: bool,
+
+    /// A header the connection info carries (repeatable; default:
+    /// sockjs-node's safe list). `cookie` and `authorization` only if named.
+    #[arg(long = "connect-header", value_name = "NAME")]
+    pub connect_headers: Vec<String>,
+
+    /// Ask this auth service (a 0MQ REP endpoint) about each new session.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub auth: Option<String>,
+
+    /// How long the auth service has to answer, in ms; silence is a denial
+    /// (default 2000).
+    #[arg(long, value_name = "MS")]
+    pub auth_timeout_ms: Option<u64>,
+
+    /// Check each new session's JWT with the key in this file (the secret for
+    /// HS256, a PEM public key for RS256 and ES256).
+    #[arg(long, value_name = "FILE")]
+    pub auth_jwt_key: Option<PathBuf>,
+
+    /// The JWT signature algorithm: HS256, RS256 or ES256 (default HS256).
+    #[arg(long, value_name = "ALG", requires = "auth_jwt_key")]
+    pub auth_jwt_algorithm: Option<String>,
+
+    /// The `aud` a token must carry.
+    #[arg(long, value_name = "AUD", requires = "auth_jwt_key")]
+    pub auth_jwt_audience: Option<String>,
+
+    /// The `iss` a token must carry.
+    #[arg(long, value_name = "ISS", requires = "auth_jwt_key")]
+    pub auth_jwt_issuer: Option<String>,
+
+    /// The query parameter holding the token (default `token`).
+    #[arg(long, value_name = "NAME", requires = "auth_jwt_key")]
+    pub auth_jwt_query_param: Option<String>,
+
+    /// A header holding the token (`Authorization: Bearer` works).
+    #[arg(long, value_name = "NAME", requires = "auth_jwt_key")]
+    pub auth_jwt_header: Option<String>,
+
+    /// A cookie holding the token.
+    #[arg(long, value_name = "NAME", requires = "auth_jwt_key")]
+    pub auth_jwt_cookie: Option<String>,
+
+    /// A claim copied into the session's `auth` object (repeatable).
+    #[arg(
+        long = "auth-jwt-claim",
+        value_name = "CLAIM",
+        requires = "auth_jwt_key"
+    )]
+    pub auth_jwt_claims: Vec<String>,
 }
 
 /// `--zmq-engine`: which 0MQ implementation binds the PUSH and PULL sockets.

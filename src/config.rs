@@ -27,6 +27,7 @@ use crate::backend::{self, endpoint};
 use crate::cli::{Cli, ZmqEngine};
 use crate::sockjs;
 
+mod auth;
 mod bridge;
 mod checks;
 mod scale_out;
@@ -71,6 +72,9 @@ pub enum ConfigError {
     /// Bridge mode's settings, checked in `config::bridge`.
     #[error(transparent)]
     Bridge(Box<BridgeError>),
+    /// Connection info and authentication, checked in `config::auth`.
+    #[error("{0}")]
+    Auth(String),
     #[error("bad instance id {0:?}: it must be 1 to 64 letters, digits, '-' or '_'")]
     InstanceId(String),
 }
@@ -107,6 +111,8 @@ pub struct ServiceConfig {
     pub prefix: String,
     pub options: sockjs::Options,
     pub backend: backend::Settings,
+    /// Who may open sessions (see [`crate::auth`]).
+    pub auth: crate::auth::Settings,
 }
 
 /// The TOML file's shape. Unknown keys are errors, so typos do not pass silently.
@@ -156,6 +162,11 @@ struct FileService {
     allow_origins: Option<Vec<String>>,
     websocket_ping_ms: Option<u64>,
     poll_batch_ms: Option<u64>,
+    connect_info: Option<bool>,
+    connect_headers: Option<Vec<String>>,
+    auth: Option<String>,
+    auth_timeout_ms: Option<u64>,
+    auth_jwt: Option<auth::FileJwt>,
 }
 
 impl Config {
@@ -216,6 +227,7 @@ impl Config {
                     queue_bytes: backend_queue,
                     engine,
                 },
+                auth: auth::auth_from_cli(&cli.who)?,
             }],
         };
         check_unique(&services)?;
@@ -305,6 +317,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 /// The options every service starts from: the defaults, changed by CLI flags.
 fn defaults_from_cli(cli: &Cli, sockjs_url: &str) -> Result<sockjs::Options, ConfigError> {
     let d = sockjs::Options::default();
+    let (connect_info, connect_headers) = auth::connect_from_cli(&cli.who, &d);
     Ok(sockjs::Options {
         max_message_bytes: positive(
             "max_message_bytes",
@@ -346,6 +359,8 @@ fn defaults_from_cli(cli: &Cli, sockjs_url: &str) -> Result<sockjs::Options, Con
             ms => Some(millis("websocket_ping_ms", ms, Duration::ZERO)?),
         },
         poll_batch: poll_batch(cli.poll_batch_ms, d.poll_batch)?,
+        connect_info,
+        connect_headers,
         ..d
     })
 }
@@ -405,6 +420,11 @@ fn service_from_file(
             ms => Some(millis("websocket_ping_ms", ms, Duration::ZERO)?),
         },
         poll_batch: poll_batch(s.poll_batch_ms, d.poll_batch)?,
+        connect_info: s.connect_info.unwrap_or(d.connect_info),
+        connect_headers: match &s.connect_headers {
+            Some(names) => sockjs::admission::header_names(names),
+            None => d.connect_headers,
+        },
     };
     Ok(ServiceConfig {
         prefix: normalize_prefix(&s.prefix)?,
@@ -418,6 +438,7 @@ fn service_from_file(
             )?,
             engine,
         },
+        auth: auth::auth_from_file(s.auth.as_deref(), s.auth_timeout_ms, s.auth_jwt.as_ref())?,
     })
 }
 

@@ -10,6 +10,7 @@
 //! plumbing (`listen`, `upgrade`, `websocket`, `tls`, `metrics`, `shutdown`)
 //! is the crate's own.
 
+pub mod auth;
 pub mod backend;
 pub mod bridge;
 pub mod cli;
@@ -18,6 +19,7 @@ pub(crate) mod listen;
 pub mod memory;
 pub(crate) mod metrics;
 pub(crate) mod ratelog;
+pub(crate) mod reqrep;
 pub mod server;
 pub(crate) mod shutdown;
 pub mod sockjs;

@@ -26,6 +26,8 @@ pub const SHUTDOWN_MARGIN_SECS: u64 = 1;
 pub enum ServerError {
     #[error(transparent)]
     Backend(#[from] BackendError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::jwt::JwtError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -54,7 +56,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         };
         unstarted.push((backend.clone(), sockets));
         let options = s.options.clone();
-        let service = Arc::new(Service::new(s.prefix.clone(), options, backend.clone()));
+        let admission = crate::auth::Authenticator::new(&s.auth, &zmq)?
+            .map(|a| Arc::new(a) as Arc<dyn crate::sockjs::admission::Admission>);
+        let service = Arc::new(
+            Service::new(s.prefix.clone(), options, backend.clone()).with_admission(admission),
+        );
         sources.0.push((service.clone(), backend));
         services.push(service);
     }

@@ -11,7 +11,9 @@
 //!
 //! `--smoke` runs every scenario with tiny counts in a few seconds and exits
 //! non-zero if any scenario errs; CI runs that. `--hostile` runs issue 11's
-//! hostile clients against well-behaved sessions instead (`hostile.rs`). `--profile SECS` runs only the
+//! hostile clients against well-behaved sessions instead (`hostile.rs`);
+//! `--admission 1000` opens 1,000 sessions at once against an auth service
+//! answering in 10 ms (`admission.rs`). `--profile SECS` runs only the
 //! raw-websocket 100 × 1 load for SECS under `perf record -g` of the proxy.
 //!
 //! Everything is loopback (127.0.0.1) on free ports. The other modules:
@@ -19,6 +21,7 @@
 //! `wsclient` and `xhr` (hand-written clients), `conn` (one session over any
 //! transport, message codec), `load` (scenarios), `report` (the table).
 
+mod admission;
 mod attackers;
 mod conn;
 mod hostile;
@@ -119,6 +122,11 @@ struct Args {
     /// Stop a --hostile run when the proxy's RSS passes this (MiB).
     #[arg(long, default_value_t = 1024)]
     hostile_guard_mib: u64,
+    /// Instead of the scenarios: this many raw websockets open at once
+    /// against an auth service answering in 10 ms (issue 15); prints how
+    /// long until all were decided.
+    #[arg(long, value_name = "SESSIONS")]
+    admission: Option<usize>,
     /// Internal: be the reference echo server on this port.
     #[arg(long, hide = true)]
     reference_server: Option<u16>,
@@ -209,6 +217,9 @@ async fn run(args: Args) -> Result<bool, Error> {
     };
     if let Some(secs) = args.profile {
         return profile(&setup, secs).await;
+    }
+    if let Some(sessions) = args.admission {
+        return admission::run(&setup, if args.smoke { 50 } else { sessions.max(1) }).await;
     }
     if args.hostile {
         let plan = hostile::Plan {

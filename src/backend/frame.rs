@@ -1,8 +1,9 @@
 //! The backend wire protocol of SockJSProxy 0.7: every 0MQ message has exactly
 //! three frames, `[type, session_id, data]`.
 //!
-//! Proxy → backend (PUSH): `connect`, `message` (data: one client message as
-//! UTF-8), `disconnect` (data empty but present).
+//! Proxy → backend (PUSH): `connect` (data empty, or with connection info or
+//! authentication on, one JSON object: see `sockjs::admission`), `message`
+//! (data: one client message as UTF-8), `disconnect` (data empty but present).
 //! Backend → proxy (PULL): `message` (data to that session), `disconnect` (close
 //! that session), `disconnectall` (close every session).
 
@@ -13,7 +14,9 @@ use crate::sockjs::SessionKey;
 /// An event for the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Connect(SessionKey),
+    /// A session opened; its data is empty unless connect info or an
+    /// admission supplied some.
+    Connect(SessionKey, Option<String>),
     Message(SessionKey, String),
     Disconnect(SessionKey),
 }
@@ -22,7 +25,7 @@ impl Event {
     /// The message type (first frame) and the session of this event.
     fn head(&self) -> (&'static [u8], SessionKey) {
         match self {
-            Event::Connect(k) => (b"connect", *k),
+            Event::Connect(k, _) => (b"connect", *k),
             Event::Message(k, _) => (b"message", *k),
             Event::Disconnect(k) => (b"disconnect", *k),
         }
@@ -32,8 +35,8 @@ impl Event {
     pub fn into_frames(self) -> [Bytes; 3] {
         let (kind, key) = self.head();
         let data = match self {
-            Event::Message(_, m) => Bytes::from(m),
-            Event::Connect(_) | Event::Disconnect(_) => Bytes::new(),
+            Event::Message(_, m) | Event::Connect(_, Some(m)) => Bytes::from(m),
+            Event::Connect(_, None) | Event::Disconnect(_) => Bytes::new(),
         };
         [Bytes::from_static(kind), Bytes::from(key.to_string()), data]
     }
@@ -43,8 +46,8 @@ impl Event {
     pub fn with_frames<R>(&self, f: impl FnOnce([&[u8]; 3]) -> R) -> R {
         let (kind, key) = self.head();
         let data: &[u8] = match self {
-            Event::Message(_, m) => m.as_bytes(),
-            Event::Connect(_) | Event::Disconnect(_) => b"",
+            Event::Message(_, m) | Event::Connect(_, Some(m)) => m.as_bytes(),
+            Event::Connect(_, None) | Event::Disconnect(_) => b"",
         };
         // u64::MAX has 20 digits.
         let mut digits = [0u8; 20];
@@ -126,7 +129,7 @@ mod tests {
 
     #[test]
     fn events_are_three_frames_with_data_present_even_when_empty() {
-        let [t, s, d] = Event::Connect(SessionKey(7)).into_frames();
+        let [t, s, d] = Event::Connect(SessionKey(7), None).into_frames();
         assert_eq!(
             (&t[..], &s[..], &d[..]),
             (&b"connect"[..], &b"7"[..], &b""[..])
@@ -138,7 +141,8 @@ mod tests {
     #[test]
     fn borrowed_frames_match_the_owned_ones() {
         for event in [
-            Event::Connect(SessionKey(0)),
+            Event::Connect(SessionKey(0), None),
+            Event::Connect(SessionKey(1), Some(r#"{"user":"a"}"#.into())),
             Event::Message(SessionKey(1234567890), "hi".into()),
             Event::Disconnect(SessionKey(u64::MAX)),
         ] {

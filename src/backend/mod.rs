@@ -18,6 +18,7 @@
 //! Connect and disconnect events never wait; beyond the budget's headroom
 //! they are dropped, counted and logged.
 
+mod connect_info;
 pub mod endpoint;
 pub mod frame;
 pub mod peer;
@@ -32,6 +33,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use crate::sockjs::admission::Connected;
 use crate::sockjs::budget::{Budget, Held, MESSAGE_OVERHEAD};
 use crate::sockjs::{Application, SessionHandle, SessionKey};
 use frame::Event;
@@ -436,9 +438,9 @@ impl Backend {
 }
 
 impl Application for Backend {
-    fn on_open(&self, key: SessionKey, handle: SessionHandle) {
+    fn on_open(&self, key: SessionKey, handle: SessionHandle, who: &Connected) {
         self.sessions().insert(key, handle);
-        self.send_control(Event::Connect(key));
+        self.send_control(Event::Connect(key, who.to_json()));
     }
 
     fn on_message(&self, key: SessionKey, message: String, held: Held) {

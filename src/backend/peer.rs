@@ -2,8 +2,10 @@
 //! `examples/echo.rs` and `examples/datereply.rs`: connect a PULL to each
 //! service's PUSH and a PUSH to its PULL. `config::peer_endpoints` reads the
 //! proxy's own flags (or its `--config` file) into [`Endpoints`], so one
-//! command line describes the proxy and its backend.
+//! command line describes the proxy and its backend. [`Who`] reads the
+//! `connect` event's connection info.
 
+pub use super::connect_info::Who;
 use super::endpoint::connect_endpoint;
 
 /// Where one service's sockets are bound, as the proxy's config says.

@@ -9,22 +9,19 @@
 //! `{"allow": bool, "reason": str, "session": any}`; anything else, and no
 //! answer within the timeout, is a refusal: access is denied by default.
 //!
-//! One DEALER is shared by all questions; each carries a proxy-made envelope
-//! frame so that answers find their question, and a REP service sees only the
-//! JSON body.
+//! One DEALER ([`crate::reqrep`]'s client) is shared by all questions, many
+//! in flight at once; each carries a proxy-made id frame so that answers find
+//! their question, and a REP service sees only the JSON body.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
 
-/// Questions waiting for the DEALER before askers are refused at once.
-const QUEUE: usize = 1024;
-/// How long a question may wait for 0MQ to take it.
-const SEND_BOUND: Duration = Duration::from_secs(1);
+use crate::reqrep::{self, ReqRepError};
+
+/// Questions in flight before askers are refused at once.
+const IN_FLIGHT: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -47,18 +44,13 @@ pub struct Verdict {
     pub session: Option<Value>,
 }
 
-struct Question {
-    body: Vec<u8>,
-    answer: oneshot::Sender<Vec<u8>>,
-}
-
 /// The proxy's client of the auth service. Its socket is made on first use,
 /// inside the runtime that asks (tmq needs one).
 pub struct AuthClient {
     endpoint: String,
     zmq: tmq::Context,
     timeout: Duration,
-    queue: OnceLock<Result<mpsc::Sender<Question>, AuthError>>,
+    client: OnceLock<Result<reqrep::Client, AuthError>>,
 }
 
 impl AuthClient {
@@ -67,34 +59,32 @@ impl AuthClient {
             endpoint,
             zmq,
             timeout,
-            queue: OnceLock::new(),
+            client: OnceLock::new(),
         }
     }
 
     /// Asks one question; any failure is an error, which callers treat as "no".
     pub async fn ask(&self, question: &Value) -> Result<Verdict, AuthError> {
-        let queue = self.queue.get_or_init(|| self.start()).clone()?;
-        let (answer, answered) = oneshot::channel();
+        let client = self.client.get_or_init(|| self.start()).clone()?;
         let body = question.to_string().into_bytes();
-        queue
-            .try_send(Question { body, answer })
-            .map_err(|_| AuthError::Busy)?;
-        let raw = match tokio::time::timeout(self.timeout, answered).await {
-            Ok(Ok(raw)) => raw,
-            _ => return Err(AuthError::Timeout(self.timeout)),
-        };
+        let raw = client.ask(body, self.timeout).await.map_err(|e| match e {
+            ReqRepError::Busy(_) => AuthError::Busy,
+            ReqRepError::Connect(endpoint, why) => AuthError::Socket(endpoint, why),
+            _ => AuthError::Timeout(self.timeout),
+        })?;
         parse_verdict(&raw)
     }
 
-    fn start(&self) -> Result<mpsc::Sender<Question>, AuthError> {
-        let dealer = tmq::dealer(&self.zmq)
-            .set_linger(0)
-            .connect(&self.endpoint)
+    fn start(&self) -> Result<reqrep::Client, AuthError> {
+        let limits = reqrep::Limits {
+            max_in_flight: IN_FLIGHT,
+            max_queue_bytes: IN_FLIGHT * 4096,
+            ..reqrep::Limits::default()
+        };
+        let client = reqrep::Client::open(&self.zmq, &self.endpoint, limits, None)
             .map_err(|e| AuthError::Socket(self.endpoint.clone(), e.to_string()))?;
-        let (queue, questions) = mpsc::channel(QUEUE);
-        tokio::spawn(run(dealer, questions, self.endpoint.clone()));
         log::info!("bridge: asking auth service at {}", self.endpoint);
-        Ok(queue)
+        Ok(client)
     }
 }
 
@@ -112,53 +102,6 @@ fn parse_verdict(raw: &[u8]) -> Result<Verdict, AuthError> {
             .map(str::to_string),
         session: value.get("session").cloned(),
     })
-}
-
-/// Owns the DEALER: sends questions as `[id, "", body]` and matches answers
-/// `[id, "", answer]` to their askers.
-async fn run(
-    mut dealer: tmq::dealer::Dealer,
-    mut questions: mpsc::Receiver<Question>,
-    name: String,
-) {
-    let mut next_id: u64 = 0;
-    let mut waiting: HashMap<Vec<u8>, oneshot::Sender<Vec<u8>>> = HashMap::new();
-    loop {
-        tokio::select! {
-            question = questions.recv() => {
-                let Some(question) = question else { break };
-                next_id += 1;
-                let id = format!("auth:{next_id:x}").into_bytes();
-                let parts = vec![
-                    tmq::Message::from(&id[..]),
-                    tmq::Message::new(),
-                    tmq::Message::from(&question.body[..]),
-                ];
-                let sent = tokio::time::timeout(SEND_BOUND, dealer.send(tmq::Multipart::from(parts))).await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    log::warn!("bridge: auth service {name}: question not sent");
-                    continue; // the asker times out
-                }
-                // Askers that timed out leave closed senders behind.
-                if waiting.len() >= QUEUE {
-                    waiting.retain(|_, s| !s.is_closed());
-                }
-                waiting.insert(id, question.answer);
-            }
-            answer = dealer.next() => {
-                let Some(Ok(answer)) = answer else {
-                    log::error!("bridge: auth service {name}: receive failed");
-                    break;
-                };
-                let parts: Vec<&[u8]> = answer.iter().map(|m| &m[..]).collect();
-                let (Some(id), Some(body)) = (parts.first(), parts.last()) else { continue };
-                match waiting.remove(*id) {
-                    Some(asker) => { let _ = asker.send(body.to_vec()); }
-                    None => log::debug!("bridge: late auth answer dropped"),
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

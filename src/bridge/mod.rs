@@ -64,7 +64,7 @@ impl Bridge {
         );
         stats::enable();
         Arc::new(Bridge {
-            gateways: gateway::Gateways::new(zmq, config.hwm, config.queue_bytes),
+            gateways: gateway::Gateways::new(zmq, config.hwm, config.queue_bytes, config.timeout),
             auth,
             config: config.clone(),
         })

@@ -66,6 +66,26 @@ impl Collector for Sources {
             "New sessions refused by max_sessions.",
             each().map(|(l, s, _)| ([("service", l)], load(&s.metrics.sessions_refused))),
         )?;
+        counters(
+            &mut e,
+            "sessions_admitted",
+            "New sessions the service's admission (auth service, JWT) allowed.",
+            each().map(|(l, s, _)| ([("service", l)], load(&s.metrics.sessions_admitted))),
+        )?;
+        let denials: Vec<_> = each()
+            .flat_map(|(l, s, _)| {
+                s.metrics
+                    .denials()
+                    .into_iter()
+                    .map(move |(reason, n)| ([("service", l), ("reason", reason)], n))
+            })
+            .collect();
+        counters(
+            &mut e,
+            "sessions_denied",
+            "New sessions denied by the service's admission, by reason.",
+            denials.into_iter(),
+        )?;
         let directions = |bytes: bool| {
             each().flat_map(move |(l, s, _)| {
                 let m = &s.metrics;

@@ -1,6 +1,7 @@
 //! Counters of one service's SockJS side, read by the `/metrics` endpoint.
 //! Plain atomics: they are bumped on the hot path and read rarely.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// The transport that opened a session.
@@ -46,15 +47,26 @@ pub enum DropReason {
     QueueFull,
     /// The message was for a session already closed.
     SessionClosed,
+    /// A client message beyond the bound while its session's admission was pending.
+    AdmissionPending,
+    /// A client message held while admission was pending, of a denied session.
+    Denied,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 2] = [DropReason::QueueFull, DropReason::SessionClosed];
+    pub const ALL: [DropReason; 4] = [
+        DropReason::QueueFull,
+        DropReason::SessionClosed,
+        DropReason::AdmissionPending,
+        DropReason::Denied,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             DropReason::QueueFull => "queue_full",
             DropReason::SessionClosed => "session_closed",
+            DropReason::AdmissionPending => "admission_pending",
+            DropReason::Denied => "denied",
         }
     }
 }
@@ -67,9 +79,12 @@ pub struct Metrics {
     pub bytes_in: AtomicU64,
     pub messages_out: AtomicU64,
     pub bytes_out: AtomicU64,
-    dropped: [AtomicU64; 2],
+    dropped: [AtomicU64; 4],
     /// New sessions refused because the service was full.
     pub sessions_refused: AtomicU64,
+    /// Sessions admitted, and denied by reason (labels are a fixed few).
+    pub sessions_admitted: AtomicU64,
+    denied: Mutex<Vec<(&'static str, u64)>>,
 }
 
 impl Metrics {
@@ -96,6 +111,22 @@ impl Metrics {
 
     pub fn dropped(&self, why: DropReason) -> u64 {
         self.dropped[why as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn count_denial(&self, label: &'static str) {
+        let mut denied = self.denied.lock().unwrap_or_else(|e| e.into_inner());
+        match denied.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => *n += 1,
+            None => denied.push((label, 1)),
+        }
+    }
+
+    /// Sessions denied so far, by reason.
+    pub fn denials(&self) -> Vec<(&'static str, u64)> {
+        self.denied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn add(counter: &AtomicU64, n: usize) {

@@ -13,6 +13,7 @@
 //! Data flows one way in each direction: transport → session → application, and
 //! application → [`SessionHandle`] → session → receiver → transport.
 
+pub mod admission;
 pub mod budget;
 pub mod frame;
 mod http;
@@ -85,6 +86,11 @@ pub struct Options {
     /// for more, so that a burst of backend replies shares one response
     /// instead of costing a poll each. Zero answers at once.
     pub poll_batch: Duration,
+    /// Give the application each session's connection info on open (see
+    /// [`admission`]); off, `connect` data stays empty.
+    pub connect_info: bool,
+    /// Headers the connection info carries, in lower case.
+    pub connect_headers: Vec<String>,
 }
 
 impl Options {
@@ -122,6 +128,8 @@ impl Default for Options {
             poll_batch: Duration::from_millis(5),
             websocket_ping: Some(Duration::from_secs(30)),
             trusted_proxies: Vec::new(),
+            connect_info: false,
+            connect_headers: admission::header_names(&admission::DEFAULT_HEADERS),
         }
     }
 }
@@ -147,8 +155,10 @@ impl std::fmt::Display for SessionKey {
 /// What a service does with its sessions. Called on the session's actor thread:
 /// implementations hand work off and return at once.
 pub trait Application: Send + Sync + 'static {
-    /// A session opened; `handle` sends to it until [`Application::on_close`].
-    fn on_open(&self, key: SessionKey, handle: SessionHandle);
+    /// A session opened (and was admitted, when the service has an
+    /// [`admission::Admission`]); `handle` sends to it until
+    /// [`Application::on_close`]; `who` is what is known of its client.
+    fn on_open(&self, key: SessionKey, handle: SessionHandle, who: &admission::Connected);
     /// The client sent one message. `held` is its share of the application's
     /// [`budget::Budget`]: keep it until done with the message.
     fn on_message(&self, key: SessionKey, message: String, held: budget::Held);
@@ -190,6 +200,8 @@ pub struct Service {
     budget: Option<Arc<budget::Budget>>,
     /// What each client address holds (see [`per_address`]).
     addresses: Arc<per_address::AddressLimits>,
+    /// Who decides whether a new session reaches the application.
+    admission: Option<Arc<dyn admission::Admission>>,
 }
 
 impl Service {
@@ -205,7 +217,14 @@ impl Service {
             app,
             registry: Arc::default(),
             metrics: Arc::default(),
+            admission: None,
         }
+    }
+
+    /// Asks `admission` about every new session before the application.
+    pub fn with_admission(mut self, admission: Option<Arc<dyn admission::Admission>>) -> Service {
+        self.admission = admission;
+        self
     }
 
     /// Sessions currently alive in this service, of every transport.

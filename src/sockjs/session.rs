@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::admission::{Admit, Connected, DENIED_CODE, Decision, Pending};
 use super::budget::Held;
 use super::frame::Frame;
 use super::metrics::{DropReason, Metrics, Transport};
@@ -102,19 +103,32 @@ pub struct Session {
     waiting_for_room: bool,
     poll_batch: PollBatch,
     expiry: Option<SpawnHandle>,
-    /// Whether the application was told of the close.
+    /// Who the client is; the application is told on open.
+    who: Connected,
+    /// The admission's decision, until the session starts waiting for it.
+    asking: Option<Pending>,
+    /// Client messages waiting for the admission's decision, and their bytes.
+    waiting_in: Option<(VecDeque<(String, Held)>, usize)>,
+    /// Whether the application was told of the open...
+    app_told_open: bool,
+    /// ...and of the close.
     app_told_closed: bool,
     /// This session's place in its client address's count; dropped with it.
     _slot: Option<Slot>,
 }
 
 impl Session {
-    pub fn new(
+    pub(crate) fn new(
         service: &Service,
         transport: Transport,
         registration: Option<Registration>,
         slot: Option<Slot>,
+        admit: Admit,
     ) -> Session {
+        let (who, asking) = match admit {
+            Admit::Known(who) => (who, None),
+            Admit::Ask(who, pending) => (who, Some(pending)),
+        };
         service.metrics.session_opened(transport);
         let options = &service.options;
         Session {
@@ -137,6 +151,10 @@ impl Session {
             waiting_for_room: false,
             poll_batch: PollBatch::Idle,
             expiry: None,
+            waiting_in: asking.as_ref().map(|_| (VecDeque::new(), 0)),
+            who,
+            asking,
+            app_told_open: false,
             app_told_closed: false,
             _slot: slot,
         }
@@ -290,8 +308,47 @@ impl Session {
         self.flush(ctx);
     }
 
+    fn tell_app_open(&mut self, ctx: &mut Context<Self>) {
+        let handle = SessionHandle {
+            addr: ctx.address(),
+        };
+        self.app_told_open = true;
+        self.app.on_open(self.key, handle, &self.who);
+    }
+
+    /// The admission has decided: an allowed session reaches the
+    /// application with what its client sent meanwhile; a denied one closes
+    /// with 4403 and the application never hears of it.
+    fn decided(&mut self, decision: Decision, ctx: &mut Context<Self>) {
+        let (waiting, _) = self.waiting_in.take().unwrap_or_default();
+        match decision {
+            Decision::Allow { user, auth } => {
+                Metrics::add(&self.metrics.sessions_admitted, 1);
+                self.who.user = user;
+                self.who.auth = auth;
+                if matches!(self.state, State::Closed { .. }) {
+                    return; // the client left while waiting
+                }
+                self.tell_app_open(ctx);
+                for (message, held) in waiting {
+                    self.app.on_message(self.key, message, held);
+                }
+            }
+            Decision::Deny { reason, label } => {
+                self.metrics.count_denial(label);
+                for _ in &waiting {
+                    self.metrics.count_drop(DropReason::Denied);
+                }
+                static DENIED: crate::ratelog::Throttle =
+                    crate::ratelog::Throttle::new("sessions denied");
+                DENIED.warn(format_args!("session {}: {label}: {reason}", self.key));
+                self.close(ctx, DENIED_CODE, reason.into());
+            }
+        }
+    }
+
     fn tell_app_closed(&mut self) {
-        if !self.app_told_closed {
+        if self.app_told_open && !self.app_told_closed {
             self.app_told_closed = true;
             self.app.on_close(self.key);
         }
@@ -302,10 +359,16 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let handle = SessionHandle {
-            addr: ctx.address(),
-        };
-        self.app.on_open(self.key, handle);
+        match self.asking.take() {
+            None => self.tell_app_open(ctx),
+            Some(pending) => {
+                ctx.spawn(
+                    pending
+                        .into_actor(self)
+                        .map(|decision, act, ctx| act.decided(decision, ctx)),
+                );
+            }
+        }
         ctx.run_interval(self.timing.heartbeat_delay, |act, ctx| {
             if act.state == State::Open
                 && act.pending.is_empty()
@@ -402,7 +465,27 @@ impl Handler<FromClient> for Session {
         for m in messages {
             Metrics::add(&self.metrics.bytes_in, m.len());
             let share = held.split(m.len() + super::budget::MESSAGE_OVERHEAD);
-            self.app.on_message(self.key, m, share);
+            match &mut self.waiting_in {
+                None => self.app.on_message(self.key, m, share),
+                Some((waiting, bytes)) => {
+                    // The admission has not decided yet: the message waits.
+                    let over_bytes = *bytes > 0 && *bytes + m.len() > self.timing.max_queue_bytes;
+                    if waiting.len() >= self.timing.max_queue || over_bytes {
+                        self.metrics.count_drop(DropReason::AdmissionPending);
+                        static OVER: crate::ratelog::Throttle = crate::ratelog::Throttle::new(
+                            "client messages dropped while admission was pending",
+                        );
+                        OVER.warn(format_args!(
+                            "session {}: {} waiting",
+                            self.key,
+                            waiting.len()
+                        ));
+                        continue;
+                    }
+                    *bytes += m.len();
+                    waiting.push_back((m, share));
+                }
+            }
         }
     }
 }

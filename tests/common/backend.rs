@@ -130,6 +130,17 @@ impl Backend {
         self.expect("connect").await
     }
 
+    /// Asserts the next event is `connect` with one JSON object as its data
+    /// (connection info, authentication); returns the session id and it.
+    pub async fn expect_connect_json(&mut self) -> (String, serde_json::Value) {
+        let event = self.next().await;
+        assert_eq!(event.kind, "connect", "unexpected event {event:?}");
+        let data: serde_json::Value = serde_json::from_slice(&event.data)
+            .unwrap_or_else(|e| panic!("connect data is not JSON ({e}): {event:?}"));
+        assert!(data.is_object(), "connect data is not an object: {data}");
+        (event.session, data)
+    }
+
     /// Asserts the next event is `disconnect` of `session`.
     pub async fn expect_disconnect(&mut self, session: &str) {
         let id = self.expect("disconnect").await;

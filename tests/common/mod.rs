@@ -6,7 +6,8 @@
 //! would not ([`zmtp_raw`]), websocket helpers ([`ws`]), a websocket client
 //! by hand ([`raw_ws`]), hostile clients ([`attack`]), the well-behaved
 //! clients and backends beside them ([`bystanders`]) and what the attacks
-//! cost the proxy ([`meter`]).
+//! cost the proxy ([`meter`]), an auth service and a client of every
+//! transport for the "who is connected" tests ([`who`]).
 //!
 //! Every test binary uses only part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -20,6 +21,7 @@ pub mod http;
 pub mod meter;
 pub mod procs;
 pub mod raw_ws;
+pub mod who;
 pub mod ws;
 pub mod zmq_peer;
 pub mod zmtp_raw;

@@ -14,17 +14,18 @@ mod sub;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 pub use req::{QUEUE_BYTES, ReqLease, ReqReply};
 pub use sub::{SubLease, Subscriber};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("cannot connect {kind} to {endpoint}: {source}")]
+    #[error("cannot connect {kind} to {endpoint}: {reason}")]
     Connect {
         kind: &'static str,
         endpoint: String,
-        source: tmq::TmqError,
+        reason: String,
     },
 }
 
@@ -34,16 +35,24 @@ pub struct Gateways {
     hwm: i32,
     /// Bytes of requests each DEALER's queue may hold.
     queue_bytes: usize,
+    /// Each request's deadline.
+    timeout: Duration,
     req: Mutex<HashMap<String, Arc<req::ReqGateway>>>,
     sub: Mutex<HashMap<String, sub::SubGateway>>,
 }
 
 impl Gateways {
-    pub fn new(zmq: tmq::Context, hwm: i32, queue_bytes: usize) -> Arc<Gateways> {
+    pub fn new(
+        zmq: tmq::Context,
+        hwm: i32,
+        queue_bytes: usize,
+        timeout: Duration,
+    ) -> Arc<Gateways> {
         Arc::new(Gateways {
             zmq,
             hwm,
             queue_bytes,
+            timeout,
             req: Mutex::default(),
             sub: Mutex::default(),
         })
@@ -71,6 +80,7 @@ impl Gateways {
                     endpoint,
                     self.hwm,
                     self.queue_bytes,
+                    self.timeout,
                 )?);
                 map.insert(endpoint.to_string(), g.clone());
                 g
@@ -129,7 +139,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_gateway_closes_with_its_last_lease() {
-        let gateways = Gateways::new(tmq::Context::new(), 10, QUEUE_BYTES);
+        let gateways = Gateways::new(tmq::Context::new(), 10, QUEUE_BYTES, Duration::from_secs(1));
         let (outbox, _body) = Outbox::new(1024);
         let sub = |id| Subscriber {
             identity: format!("s{id}"),

@@ -33,10 +33,10 @@ pub(super) struct SubGateway {
 
 impl SubGateway {
     pub(super) fn open(zmq: &tmq::Context, endpoint: &str, hwm: i32) -> Result<Self, GatewayError> {
-        let error = |source| GatewayError::Connect {
+        let error = |source: tmq::TmqError| GatewayError::Connect {
             kind: "SUB",
             endpoint: endpoint.to_string(),
-            source,
+            reason: source.to_string(),
         };
         let socket = tmq::subscribe(zmq)
             .set_linger(0)

@@ -80,7 +80,7 @@ pub async fn websocket(
             .content_type(http::PLAIN)
             .body("Not a valid websocket request");
     };
-    let addr = match start_session(&service, &req, Transport::Websocket) {
+    let addr = match start_session(&service, &req, Transport::Websocket, None) {
         Ok(addr) => addr,
         Err(e) => return e.response(),
     };

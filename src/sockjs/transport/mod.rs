@@ -19,6 +19,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
 
 use super::Service;
+use super::admission::{self, Admit};
 use super::budget::reserve_for;
 use super::frame::{PayloadError, decode_messages};
 use super::http;
@@ -52,14 +53,17 @@ impl OpenError {
     }
 }
 
-/// Starts a session that no URL id names (websockets).
+/// Starts a session that no URL id names (websockets); `admit` is what
+/// [`admission::admit`] made of its request.
 pub fn start_session(
     service: &Service,
     req: &HttpRequest,
     transport: Transport,
+    admit: Option<Admit>,
 ) -> Result<Addr<Session>, OpenError> {
     let slot = check_capacity(service, req)?;
-    Ok(Session::new(service, transport, None, slot).start())
+    let admit = admit.unwrap_or_else(|| admission::admit(req, service, transport));
+    Ok(Session::new(service, transport, None, slot, admit).start())
 }
 
 /// Whether the service, and the client's address, may open one more session.
@@ -128,8 +132,9 @@ async fn open_receiver(
                 id: id.to_string(),
                 registry: service.registry.clone(),
             };
+            let admit = admission::admit(req, service, spec.transport);
             Ok::<_, OpenError>(
-                Session::new(service, spec.transport, Some(registration), slot).start(),
+                Session::new(service, spec.transport, Some(registration), slot, admit).start(),
             )
         })?;
         let (mut receiver, mut body) =

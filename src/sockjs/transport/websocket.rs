@@ -12,10 +12,11 @@ use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::super::Service;
+use super::super::admission::{self, Admit, Decision};
 use super::super::budget::{Budget, Share, reserve_for};
 use super::super::frame::decode_messages;
 use super::super::http;
-use super::super::metrics::Transport;
+use super::super::metrics::{Metrics, Transport};
 use super::super::receiver::{Encoding, Kind, Receiver};
 use super::super::session::{Attach, ClientGone, FromClient, Session};
 use super::start_session;
@@ -51,7 +52,32 @@ pub async fn websocket(
         Framing::SockJs => (Encoding::WebSocket, Transport::Websocket),
         Framing::Raw => (Encoding::RawWebSocket, Transport::RawWebsocket),
     };
-    let addr = match start_session(&service, &req, transport) {
+    // A raw websocket has no open frame to send a denial after: it is asked
+    // before the upgrade and a denial is an HTTP 403.
+    let admit = match framing {
+        Framing::SockJs => None,
+        Framing::Raw => match admission::admit(&req, &service, transport) {
+            Admit::Ask(mut who, pending) => match pending.await {
+                Decision::Allow { user, auth } => {
+                    Metrics::add(&service.metrics.sessions_admitted, 1);
+                    who.user = user;
+                    who.auth = auth;
+                    Some(Admit::Known(who))
+                }
+                Decision::Deny { reason, label } => {
+                    service.metrics.count_denial(label);
+                    static DENIED: crate::ratelog::Throttle =
+                        crate::ratelog::Throttle::new("raw websockets denied");
+                    DENIED.warn(format_args!("{label}: {reason}"));
+                    return HttpResponse::Forbidden()
+                        .content_type(http::PLAIN)
+                        .body(reason);
+                }
+            },
+            known => Some(known),
+        },
+    };
+    let addr = match start_session(&service, &req, transport, admit) {
         Ok(addr) => addr,
         Err(e) => return e.response(),
     };
