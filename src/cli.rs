@@ -164,6 +164,18 @@ pub struct Cli {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
+    // Securing the backend link (see README.rst).
+    /// Speak CURVE on the PUSH and PULL sockets, with the proxy's secret
+    /// certificate in this file (ZeroMQ format; `sockjsproxy keygen` writes
+    /// one). Backends need its public key. Native engine only.
+    #[arg(long, value_name = "FILE")]
+    pub curve_secret_key: Option<PathBuf>,
+
+    /// Take only CURVE backends whose public key has a certificate in this
+    /// directory (default: any backend that knows our public key).
+    #[arg(long, value_name = "DIR", requires = "curve_secret_key")]
+    pub curve_clients: Option<PathBuf>,
+
     // Bridge mode.
     /// Serve bridge mode's websocket at this path (e.g. /data).
     #[arg(long, value_name = "PATH")]
@@ -232,6 +244,24 @@ pub struct Cli {
     // Who is connected (see README.rst, "Who is connected").
     #[command(flatten)]
     pub who: WhoArgs,
+
+    #[command(subcommand)]
+    pub tool: Option<Tool>,
+}
+
+/// What `sockjsproxy` does instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Tool {
+    /// Write a new CURVE key pair as ZeroMQ certificates: DIR/NAME.key
+    /// (public: give it to backends, or put it in --curve-clients) and
+    /// DIR/NAME.key_secret (for --curve-secret-key or a backend's socket).
+    Keygen {
+        /// Where to write them (created if missing; no file is replaced).
+        dir: PathBuf,
+        /// The files' name.
+        #[arg(long, default_value = "sockjsproxy")]
+        name: String,
+    },
 }
 
 /// Connection info and authentication of the default service's sessions

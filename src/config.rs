@@ -30,6 +30,7 @@ use crate::sockjs;
 mod auth;
 mod bridge;
 mod checks;
+pub mod curve;
 mod scale_out;
 pub use bridge::BridgeError;
 use checks::{
@@ -77,6 +78,9 @@ pub enum ConfigError {
     Auth(String),
     #[error("bad instance id {0:?}: it must be 1 to 64 letters, digits, '-' or '_'")]
     InstanceId(String),
+    /// CURVE keys and where they may be used, checked in `config::curve`.
+    #[error("{0}")]
+    Curve(String),
 }
 
 /// The whole, validated configuration.
@@ -167,6 +171,8 @@ struct FileService {
     auth: Option<String>,
     auth_timeout_ms: Option<u64>,
     auth_jwt: Option<auth::FileJwt>,
+    curve_secret_key: Option<PathBuf>,
+    curve_clients: Option<PathBuf>,
 }
 
 impl Config {
@@ -226,11 +232,29 @@ impl Config {
                     pull: tcp_endpoint(&cli.address, cli.out_port)?,
                     queue_bytes: backend_queue,
                     engine,
+                    curve: curve::keys(
+                        cli.curve_secret_key.as_deref(),
+                        cli.curve_clients.as_deref(),
+                    )?,
                 },
                 auth: auth::auth_from_cli(&cli.who)?,
             }],
         };
         check_unique(&services)?;
+        if let Some(s) = services.iter().find(|s| s.backend.curve.is_some()) {
+            let name = if s.prefix.is_empty() { "/" } else { &s.prefix };
+            let why = match (cli.connect, engine) {
+                (true, _) => Some("--connect (scale-out mode)"),
+                (false, backend::Engine::Libzmq) => Some("--zmq-engine libzmq"),
+                (false, backend::Engine::Native) => None,
+            };
+            if let Some(why) = why {
+                return Err(ConfigError::Curve(format!(
+                    "service {name}: CURVE needs the native ZMTP engine; with {why} libzmq carries \
+                     its sockets, and libzmq here has no CURVE"
+                )));
+            }
+        }
 
         let mut static_dirs = Vec::new();
         if let (Some(path), Some(url)) = (&cli.static_path, &cli.static_url) {
@@ -437,6 +461,7 @@ fn service_from_file(
                 s.backend_queue_bytes.unwrap_or(backend_queue),
             )?,
             engine,
+            curve: curve::keys(s.curve_secret_key.as_deref(), s.curve_clients.as_deref())?,
         },
         auth: auth::auth_from_file(s.auth.as_deref(), s.auth_timeout_ms, s.auth_jwt.as_ref())?,
     })

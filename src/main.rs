@@ -32,6 +32,16 @@ fn main() -> ExitCode {
             ));
         }
     };
+    if let Some(sockjsproxy::cli::Tool::Keygen { dir, name }) = &cli.tool {
+        return match sockjsproxy::config::curve::keygen(dir, name) {
+            Ok((public, secret)) => {
+                println!("public certificate: {}", public.display());
+                println!("secret certificate: {}", secret.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        };
+    }
     let level = if cli.verbose { "debug" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
 

@@ -85,6 +85,10 @@ pub struct Settings {
     pub queue_bytes: usize,
     /// Which 0MQ implementation carries bound sockets.
     pub engine: Engine,
+    /// Our CURVE keys and the clients we take: both sockets speak CURVE
+    /// (native engine only; `config` refuses it elsewhere, and
+    /// [`Backend::bind`] refuses an endpoint the native engine cannot bind).
+    pub curve: Option<Arc<zmtp::curve::Keys>>,
 }
 
 /// Default of [`Settings::queue_bytes`]: 16 MiB per service, about 30,000
@@ -120,6 +124,14 @@ pub enum BackendError {
     },
     #[error(transparent)]
     Topology(#[from] topology::TopologyError),
+    #[error(
+        "service {name}: the {kind} endpoint {endpoint} is carried by libzmq, which has no CURVE here; CURVE needs a tcp:// or ipc:// endpoint on the native engine"
+    )]
+    CurveNeedsNative {
+        name: String,
+        kind: &'static str,
+        endpoint: String,
+    },
 }
 
 /// Counters of what went wrong, for logs and metrics.
@@ -158,6 +170,7 @@ pub struct Sockets {
     push: Bound,
     pull: Bound,
     queue: EventQueue,
+    curve: Option<Arc<zmtp::curve::Keys>>,
 }
 
 /// The writer's end of the event channel.
@@ -229,6 +242,20 @@ impl Backend {
         };
         let push_socket = bind("PUSH", zmq::PUSH, push, HWM, LINGER_MS)?;
         let pull_socket = bind("PULL", zmq::PULL, pull, HWM, 0)?;
+        if settings.curve.is_some() {
+            // Never a CURVE setting silently ignored.
+            for (kind, socket, endpoint) in
+                [("PUSH", &push_socket, push), ("PULL", &pull_socket, pull)]
+            {
+                if let Bound::Zmq(_) = socket {
+                    return Err(BackendError::CurveNeedsNative {
+                        name: name.to_string(),
+                        kind,
+                        endpoint: endpoint.clone(),
+                    });
+                }
+            }
+        }
         let (backend, queue) = Backend::new(name, None, settings.queue_bytes);
         let engine = |b: &Bound| match b {
             Bound::Zmq(_) => "libzmq",
@@ -246,6 +273,7 @@ impl Backend {
                 push: push_socket,
                 pull: pull_socket,
                 queue,
+                curve: settings.curve.clone(),
             },
         ))
     }
@@ -300,6 +328,7 @@ impl Backend {
                 let push = zmtp::push::Push::start(
                     listener,
                     self.name.clone(),
+                    sockets.curve.clone(),
                     self.unflushed.clone(),
                     self.stats.native.clone(),
                 )
@@ -331,7 +360,8 @@ impl Backend {
                     command: MAX_ZMTP_COMMAND,
                 };
                 let counters = self.stats.native.clone();
-                zmtp::pull::start(listener, self.name.clone(), limits, inbox, counters)
+                let curve = sockets.curve.clone();
+                zmtp::pull::start(listener, self.name.clone(), curve, limits, inbox, counters)
                     .map_err(|e| native_err("PULL", e))?;
             }
             // In scale-out mode the commands arrive on a DEALER (see `topology`).

@@ -169,6 +169,8 @@ impl Backend {
                 push: push_socket,
                 pull: dealer,
                 queue,
+                // `config` refuses CURVE in scale-out mode: libzmq has none here.
+                curve: None,
             },
         ))
     }

@@ -84,7 +84,7 @@ impl Collector for Sources {
             &mut e,
             "sessions_denied",
             "New sessions denied by the service's admission, by reason.",
-            denials.into_iter(),
+            denials,
         )?;
         let directions = |bytes: bool| {
             each().flat_map(move |(l, s, _)| {
@@ -175,8 +175,18 @@ fn native(e: &mut DescriptorEncoder, sources: &Sources) -> fmt::Result {
                 ("message_too_large", &n.too_large),
                 ("message_on_push", &n.message_on_push),
                 ("bad_frame", &n.bad_frames),
+                ("bad_box", &n.bad_boxes),
             ]
             .map(|(reason, c)| ([("service", l), ("reason", reason)], load(c)))
+        }),
+    )?;
+    counters(
+        e,
+        "backend_refusals",
+        "Backends refused before they could send anything, by reason (CURVE: security).",
+        each().flat_map(|(l, n)| {
+            [("security", &n.security_refused)]
+                .map(|(reason, c)| ([("service", l), ("reason", reason)], load(c)))
         }),
     )?;
     counters(

@@ -1,19 +1,23 @@
-//! The start of every connection: greetings both ways, then the NULL
-//! mechanism's READY both ways, with the peer's socket type checked.
+//! The start of every connection: greetings both ways, then the mechanism's
+//! commands: NULL's READY both ways, or CURVE's HELLO, WELCOME, INITIATE and
+//! READY (see [`super::curve`]), with the peer's socket type checked.
 //!
-//! Our greeting goes out at once; READY only after the peer's greeting proved
-//! it speaks ZMTP 3 with NULL, so an old or secured peer gets no bytes it
-//! cannot read. A peer that does not finish within [`HANDSHAKE_TIMEOUT`] is
-//! dropped, so a port scanner holds no task.
+//! Our greeting goes out at once; anything more only after the peer's
+//! greeting proved it speaks ZMTP 3 with our mechanism, so an old peer, or a
+//! peer of another mechanism, gets no bytes it cannot read. A peer that does
+//! not finish within [`HANDSHAKE_TIMEOUT`] is dropped, so a port scanner
+//! holds no task.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Stream;
+use super::curve::{self, CurveError};
 use super::decoder::{Decoder, Item, Limits};
-use super::wire::{self, Command, GREETING_LEN, SocketType, WireError};
+use super::wire::{self, Command, GREETING_LEN, Mechanism, SocketType, WireError};
 
 /// How long a new peer has to complete its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,14 +45,34 @@ pub enum HandshakeError {
     MessageFirst,
 }
 
-/// Runs the handshake as `ours` on a fresh connection. Bytes the peer sent
-/// after its READY stay in `buf` for the caller.
+impl From<CurveError> for HandshakeError {
+    fn from(e: CurveError) -> Self {
+        HandshakeError::Wire(e.into())
+    }
+}
+
+impl HandshakeError {
+    /// Whether the peer failed the security mechanism: the wrong mechanism
+    /// (a NULL peer of a CURVE socket), a key or box that does not check
+    /// out, a client key not allowed.
+    pub fn is_security(&self) -> bool {
+        matches!(
+            self,
+            HandshakeError::Wire(WireError::Mechanism { .. } | WireError::Curve(_))
+        )
+    }
+}
+
+/// Runs the handshake as `ours` on a fresh connection, with CURVE when
+/// `curve` has our keys; returns CURVE's session. Bytes the peer sent after
+/// the handshake stay in `buf` for the caller.
 pub async fn handshake(
     stream: &mut Stream,
     ours: SocketType,
+    curve: Option<&Arc<curve::Keys>>,
     buf: &mut BytesMut,
-) -> Result<(), HandshakeError> {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange(stream, ours, buf)).await {
+) -> Result<Option<curve::Done>, HandshakeError> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange(stream, ours, curve, buf)).await {
         Ok(result) => result,
         Err(_) => Err(HandshakeError::Timeout),
     }
@@ -57,23 +81,34 @@ pub async fn handshake(
 async fn exchange(
     stream: &mut Stream,
     ours: SocketType,
+    curve: Option<&Arc<curve::Keys>>,
     buf: &mut BytesMut,
-) -> Result<(), HandshakeError> {
-    stream.write_all(&wire::greeting()).await?;
+) -> Result<Option<curve::Done>, HandshakeError> {
+    let mechanism = match curve {
+        Some(_) => Mechanism::Curve,
+        None => Mechanism::Null,
+    };
+    stream.write_all(&wire::greeting(mechanism)).await?;
     while buf.len() < GREETING_LEN {
         if stream.read_buf(buf).await? == 0 {
+            // A peer of another mechanism may close once it has read ours:
+            // what it sent of its own says why.
+            wire::check_greeting(buf, mechanism)?;
             return Err(eof());
         }
         // Whatever part has come is checked now: a peer that is not ZMTP 3
         // (an HTTP request, a ZMTP 1.0 identity) may never send 64 bytes.
         // The last pass checked all 64.
-        wire::check_greeting(&buf[..buf.len().min(GREETING_LEN)])?;
+        wire::check_greeting(&buf[..buf.len().min(GREETING_LEN)], mechanism)?;
     }
     buf.advance(GREETING_LEN);
 
-    let mut ready = BytesMut::new();
-    wire::encode_ready(ours, &mut ready);
-    stream.write_all(&ready).await?;
+    let mut curve = curve.map(|keys| curve::Handshake::new(keys.clone(), ours));
+    if curve.is_none() {
+        let mut ready = BytesMut::new();
+        wire::encode_ready(ours, &mut ready);
+        stream.write_all(&ready).await?;
+    }
 
     // No message may come before READY: the decoder refuses one at its header.
     let mut decoder = Decoder::new(Limits::commands_only(MAX_HANDSHAKE_FRAME));
@@ -82,20 +117,38 @@ async fn exchange(
             Err(WireError::NoMessages) => return Err(HandshakeError::MessageFirst),
             item => item?,
         };
-        match item {
-            Some(Item::Command(body)) => match wire::parse_command(&body)? {
-                Command::Ready { socket_type } => return check_peer(ours, socket_type),
-                Command::Error(reason) => {
-                    return Err(HandshakeError::Refused(
-                        String::from_utf8_lossy(reason).into_owned(),
-                    ));
-                }
-                Command::Ping { .. } | Command::Other => {}
-            },
+        let body = match item {
+            Some(Item::Command(body)) => body,
             Some(Item::Message(_)) => return Err(HandshakeError::MessageFirst),
             None => {
                 if stream.read_buf(buf).await? == 0 {
                     return Err(eof());
+                }
+                continue;
+            }
+        };
+        if let Ok(Command::Error(reason)) = wire::parse_command(&body) {
+            return Err(HandshakeError::Refused(
+                String::from_utf8_lossy(reason).into_owned(),
+            ));
+        }
+        match &mut curve {
+            None => match wire::parse_command(&body)? {
+                Command::Ready { socket_type } => {
+                    return check_peer(ours, socket_type).map(|()| None);
+                }
+                Command::Error(_) | Command::Ping { .. } | Command::Other => {}
+            },
+            Some(handshake) => {
+                let mut out = BytesMut::new();
+                let step = handshake.on_command(&body, &mut out);
+                if !out.is_empty() {
+                    // WELCOME, READY, or the ERROR that tells a client why.
+                    stream.write_all(&out).await?;
+                }
+                if let Some(done) = step? {
+                    check_peer(ours, done.socket_type.as_deref())?;
+                    return Ok(Some(done));
                 }
             }
         }

@@ -10,16 +10,20 @@
 //! hop, and every event of a tick shares one `write`.
 //!
 //! Peers are ordinary 0MQ sockets (libzmq 4+, any language binding): backends
-//! connect a PULL to our PUSH and a PUSH to our PULL. What this transport does
-//! not speak is refused at the handshake with a logged reason: ZMTP 1/2 (libzmq
-//! 2 and 3), CURVE or PLAIN, a peer of the wrong socket type. Endpoints it does
+//! connect a PULL to our PUSH and a PUSH to our PULL. A service with a CURVE
+//! key speaks CURVE (RFC 26) instead of NULL, as the server, on both sockets
+//! (see [`curve`]). What this transport does not speak is refused at the
+//! handshake with a logged reason: ZMTP 1/2 (libzmq 2 and 3), PLAIN, a
+//! mechanism other than the socket's, a peer of the wrong socket type. Endpoints it does
 //! not bind itself (`inproc://`, interface names, host names other than
 //! `localhost`) stay with libzmq, as does scale-out mode (see
 //! [`Listener::bind`] and `--zmq-engine`).
 
+pub mod curve;
 pub mod decoder;
 mod handshake;
 mod ledger;
+mod link;
 pub mod pull;
 pub mod push;
 pub mod wire;
@@ -145,8 +149,15 @@ pub struct Counters {
     pub too_large: AtomicU64,
     /// ...for sending a message to our PUSH...
     pub message_on_push: AtomicU64,
-    /// ...or for bytes that are not ZMTP after the handshake.
+    /// ...or for bytes that are not ZMTP after the handshake...
     pub bad_frames: AtomicU64,
+    /// ...or for a CURVE box that does not open or comes replayed or out
+    /// of order.
+    pub bad_boxes: AtomicU64,
+    /// Backends refused at the handshake by the security mechanism: a NULL
+    /// peer of a CURVE socket, the wrong server key, a client key not in
+    /// `curve_clients`, a forged box.
+    pub security_refused: AtomicU64,
     /// Events written to a backend connection that broke before the
     /// backend's host acknowledged them (see `ledger`).
     pub unconfirmed_events: AtomicU64,
@@ -204,6 +215,7 @@ impl Counters {
             TooManyFrames(_) => &self.too_many_frames,
             TooLarge { .. } => &self.too_large,
             NoMessages => &self.message_on_push,
+            Curve(_) => &self.bad_boxes,
             _ => &self.bad_frames,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -211,6 +223,30 @@ impl Counters {
             crate::ratelog::Throttle::new("backends disconnected for what they sent");
         REFUSED.warn(format_args!(
             "service {service}: backend {peer} sent {socket} {error}; disconnected"
+        ));
+    }
+}
+
+impl Counters {
+    /// Logs a peer refused at the handshake; one the security mechanism
+    /// refused is counted too, and its lines are throttled (a peer that
+    /// retries with the wrong key gets one line a second in all).
+    pub(crate) fn refuse_handshake(
+        &self,
+        service: &str,
+        socket: &str,
+        peer: &str,
+        error: &handshake::HandshakeError,
+    ) {
+        if !error.is_security() {
+            log::warn!("service {service}: backend {peer} refused on {socket}: {error}");
+            return;
+        }
+        self.security_refused.fetch_add(1, Ordering::Relaxed);
+        static REFUSED: crate::ratelog::Throttle =
+            crate::ratelog::Throttle::new("backends refused by CURVE");
+        REFUSED.warn(format_args!(
+            "service {service}: backend {peer} refused on {socket}: {error}"
         ));
     }
 }

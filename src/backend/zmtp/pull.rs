@@ -21,8 +21,10 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::curve;
 use super::decoder::{Decoder, Item, Limits};
 use super::handshake::handshake;
+use super::link::Link;
 use super::wire::{self, Command, SocketType, WireError};
 use super::{Counters, Listener, Stream};
 
@@ -38,11 +40,13 @@ pub trait Inbox {
     fn cut_off(&self);
 }
 
-/// Starts accepting backends on `listener` (on the current thread). A peer
-/// whose message breaks `limits` is disconnected and counted in `counters`.
+/// Starts accepting backends on `listener` (on the current thread), with
+/// CURVE when `curve` has our keys. A peer whose message breaks `limits`
+/// is disconnected and counted in `counters`.
 pub fn start(
     listener: Listener,
     service: String,
+    curve: Option<Arc<curve::Keys>>,
     limits: Limits,
     inbox: Arc<dyn Inbox>,
     counters: Arc<Counters>,
@@ -54,6 +58,7 @@ pub fn start(
             stream,
             address,
             service.clone(),
+            curve.clone(),
             limits,
             inbox.clone(),
             counters.clone(),
@@ -65,18 +70,29 @@ async fn serve_peer(
     mut stream: Stream,
     address: String,
     service: String,
+    curve: Option<Arc<curve::Keys>>,
     limits: Limits,
     inbox: Arc<dyn Inbox>,
     counters: Arc<Counters>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    if let Err(e) = handshake(&mut stream, SocketType::Pull, &mut buf).await {
-        log::warn!("service {service}: backend {address} refused on PULL: {e}");
-        return;
-    }
+    let link = match handshake(&mut stream, SocketType::Pull, curve.as_ref(), &mut buf).await {
+        Ok(None) => Link::Null,
+        Ok(Some(done)) => {
+            log::info!(
+                "service {service}: backend {address} is CURVE client {}",
+                done.client
+            );
+            Link::curve(done.session, limits)
+        }
+        Err(e) => {
+            counters.refuse_handshake(&service, "PULL", &address, &e);
+            return;
+        }
+    };
     log::info!("service {service}: backend {address} connected to PULL");
     let _connected = counters.pull_peers.join();
-    let why = match read(&mut stream, &mut buf, limits, &*inbox).await {
+    let why = match read(&mut stream, link, &mut buf, limits, &*inbox).await {
         Ok(why) => why,
         Err(error) => {
             if matches!(
@@ -96,6 +112,7 @@ async fn serve_peer(
 /// ended, or the error in what the peer sent.
 async fn read(
     stream: &mut Stream,
+    mut link: Link,
     buf: &mut BytesMut,
     limits: Limits,
     inbox: &dyn Inbox,
@@ -103,13 +120,13 @@ async fn read(
     let mut decoder = Decoder::new(limits);
     loop {
         loop {
-            match decoder.decode(buf)? {
+            match link.decode(&mut decoder, buf)? {
                 Some(Item::Message(parts)) => inbox.message(&parts),
                 Some(Item::Command(body)) => {
                     if let Ok(Command::Ping { context }) = wire::parse_command(&body) {
                         let mut pong = BytesMut::new();
                         wire::encode_command("PONG", context, &mut pong);
-                        if let Err(e) = stream.write_all(&pong).await {
+                        if let Err(e) = stream.write_all(&link.seal(pong)?).await {
                             return Ok(format!("write failed: {e}"));
                         }
                     }

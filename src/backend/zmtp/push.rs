@@ -14,6 +14,12 @@
 //!
 //! A PULL peer never sends a message, only commands (PING): one that does is
 //! disconnected at the message's first frame header, and counted.
+//!
+//! Under CURVE the buffer holds frames in the clear (they may move to another
+//! peer) and each batch is boxed for its peer as it is taken
+//! ([`Link::seal`]). The ledger counts in bytes of the clear text: what the
+//! kernel took and holds is scaled by the batch's ratio of clear to boxed
+//! bytes, so what it reports is exact to within that batch's proportion.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -25,9 +31,11 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
+use super::curve;
 use super::decoder::{Decoder, Item, Limits};
 use super::handshake::handshake;
 use super::ledger::Ledger;
+use super::link::Link;
 use super::wire::{self, Command, SocketType, WireError};
 use super::{Counters, Listener, Stream};
 
@@ -56,6 +64,8 @@ struct Shared {
     /// Bytes accepted by `try_send` and not yet written to a socket.
     unflushed: Arc<AtomicUsize>,
     counters: Arc<Counters>,
+    /// Our keys, when the socket speaks CURVE.
+    curve: Option<Arc<curve::Keys>>,
 }
 
 struct Peer {
@@ -65,14 +75,19 @@ struct Peer {
     /// Where the messages of `out` and those written end.
     ledger: RefCell<Ledger>,
     wake: Notify,
+    /// Bytes of clear text per byte written, in the last batch (1 under
+    /// NULL; less under CURVE, whose boxes add 33 bytes a frame).
+    ratio: Cell<f64>,
 }
 
 impl Push {
-    /// Starts accepting backends on `listener` (on the current thread).
-    /// `unflushed` counts the bytes accepted but not yet written.
+    /// Starts accepting backends on `listener` (on the current thread),
+    /// with CURVE when `curve` has our keys. `unflushed` counts the bytes
+    /// accepted but not yet written.
     pub fn start(
         listener: Listener,
         service: String,
+        curve: Option<Arc<curve::Keys>>,
         unflushed: Arc<AtomicUsize>,
         counters: Arc<Counters>,
     ) -> io::Result<Push> {
@@ -85,6 +100,7 @@ impl Push {
             orphans: RefCell::default(),
             unflushed,
             counters,
+            curve,
         });
         let accepting = shared.clone();
         listener.spawn_accept(service, "PUSH", move |stream, address| {
@@ -134,10 +150,29 @@ impl Push {
 async fn serve_peer(mut stream: Stream, address: String, shared: Rc<Shared>) {
     let service = &shared.service;
     let mut buf = BytesMut::with_capacity(128);
-    if let Err(e) = handshake(&mut stream, SocketType::Push, &mut buf).await {
-        log::warn!("service {service}: backend {address} refused on PUSH: {e}");
-        return;
-    }
+    let link = match handshake(
+        &mut stream,
+        SocketType::Push,
+        shared.curve.as_ref(),
+        &mut buf,
+    )
+    .await
+    {
+        Ok(None) => Link::Null,
+        Ok(Some(done)) => {
+            log::info!(
+                "service {service}: backend {address} is CURVE client {}",
+                done.client
+            );
+            Link::curve(done.session, Limits::commands_only(MAX_PEER_COMMAND))
+        }
+        Err(e) => {
+            shared
+                .counters
+                .refuse_handshake(service, "PUSH", &address, &e);
+            return;
+        }
+    };
     log::info!("service {service}: backend {address} connected to PUSH");
     let _connected = shared.counters.push_peers.join();
     let (orphans, ends) = std::mem::take(&mut *shared.orphans.borrow_mut());
@@ -146,11 +181,12 @@ async fn serve_peer(mut stream: Stream, address: String, shared: Rc<Shared>) {
         ledger: RefCell::new(Ledger::starting_with(orphans.len(), ends)),
         out: RefCell::new(orphans),
         wake: Notify::new(),
+        ratio: Cell::new(1.0),
     });
     shared.peers.borrow_mut().push(peer.clone());
     shared.room.notify_one();
 
-    let why = run(&mut stream, &peer, &shared, buf).await;
+    let why = run(&mut stream, link, &peer, &shared, buf).await;
 
     shared.peers.borrow_mut().retain(|p| !Rc::ptr_eq(p, &peer));
     let rest = peer.out.borrow_mut().split();
@@ -181,7 +217,8 @@ async fn serve_peer(mut stream: Stream, address: String, shared: Rc<Shared>) {
             }
         }
     }
-    let risk = ledger.at_risk(stream.unsent().unwrap_or(0));
+    let unsent = stream.unsent().unwrap_or(0) as f64 * peer.ratio.get();
+    let risk = ledger.at_risk(unsent as u64);
     let counters = &shared.counters;
     counters
         .unconfirmed_events
@@ -207,19 +244,32 @@ async fn serve_peer(mut stream: Stream, address: String, shared: Rc<Shared>) {
 
 /// Writes the peer's buffer whenever it has bytes and answers its PINGs,
 /// until the connection ends; returns why it ended.
-async fn run(stream: &mut Stream, peer: &Peer, shared: &Shared, mut buf: BytesMut) -> String {
+async fn run(
+    stream: &mut Stream,
+    mut link: Link,
+    peer: &Peer,
+    shared: &Shared,
+    mut buf: BytesMut,
+) -> String {
     let mut decoder = Decoder::new(Limits::commands_only(MAX_PEER_COMMAND));
     loop {
         let chunk = peer.out.borrow_mut().split();
         if !chunk.is_empty() {
-            peer.ledger.borrow_mut().taken(chunk.len());
-            let written = write_out(stream, &chunk, peer).await;
+            let len = chunk.len();
+            peer.ledger.borrow_mut().taken(len);
+            let written = match link.seal(chunk) {
+                Ok(bytes) => {
+                    peer.ratio.set(len as f64 / bytes.len() as f64);
+                    write_out(stream, &bytes, len, peer).await
+                }
+                Err(e) => Err(io::Error::other(e)),
+            };
             // Whether or not all of it went, none of it is waiting any more.
-            shared.unflushed.fetch_sub(chunk.len(), Ordering::Relaxed);
+            shared.unflushed.fetch_sub(len, Ordering::Relaxed);
             if let Err(e) = written {
                 // Some of it may have reached the backend: it cannot be resent
                 // without a risk of duplicates, so it is lost, as with libzmq.
-                return format!("write failed with {} bytes in flight: {e}", chunk.len());
+                return format!("write failed with {len} bytes in flight: {e}");
             }
             shared.room.notify_one();
             continue;
@@ -234,7 +284,7 @@ async fn run(stream: &mut Stream, peer: &Peer, shared: &Shared, mut buf: BytesMu
                     Err(e) => return format!("read failed: {e}"),
                 }
                 loop {
-                    let error = match decoder.decode(&mut buf) {
+                    let error = match link.decode(&mut decoder, &mut buf) {
                         Ok(Some(Item::Command(body))) => {
                             if let Ok(Command::Ping { context }) = wire::parse_command(&body) {
                                 let mut out = peer.out.borrow_mut();
@@ -259,17 +309,27 @@ async fn run(stream: &mut Stream, peer: &Peer, shared: &Shared, mut buf: BytesMu
     }
 }
 
-/// Writes `chunk`, noting in the peer's ledger what the kernel took.
-async fn write_out(stream: &mut Stream, chunk: &[u8], peer: &Peer) -> io::Result<()> {
+/// Writes `bytes`, the wire form of `plain` bytes of clear text, noting in
+/// the peer's ledger what the kernel took (in clear text bytes).
+async fn write_out(stream: &mut Stream, bytes: &[u8], plain: usize, peer: &Peer) -> io::Result<()> {
+    let ratio = peer.ratio.get();
+    let clear = |wire: usize| -> usize {
+        if wire == bytes.len() {
+            plain
+        } else {
+            (wire as u128 * plain as u128 / bytes.len() as u128) as usize
+        }
+    };
     let mut done = 0;
-    while done < chunk.len() {
-        let n = stream.write(&chunk[done..]).await?;
+    while done < bytes.len() {
+        let n = stream.write(&bytes[done..]).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
+        let taken = clear(done + n) - clear(done);
         done += n;
-        if peer.ledger.borrow_mut().written(n) {
-            let unacked = stream.unsent();
+        if peer.ledger.borrow_mut().written(taken) {
+            let unacked = stream.unsent().map(|u| (u as f64 * ratio) as u64);
             let mut ledger = peer.ledger.borrow_mut();
             // Without the kernel's word, keep what the largest send buffer holds.
             ledger.trim(unacked.unwrap_or(FALLBACK_WINDOW));

@@ -45,8 +45,8 @@ pub enum WireError {
     NotZmtp,
     #[error("peer speaks ZMTP {0}.x; libzmq 4 or later (ZMTP 3) is needed")]
     OldVersion(u8),
-    #[error("peer wants the {0} security mechanism; only NULL is supported")]
-    Mechanism(String),
+    #[error("peer wants the {theirs} security mechanism; this socket speaks {ours}")]
+    Mechanism { theirs: String, ours: &'static str },
     #[error("frame flags {0:#04x} have reserved bits set")]
     Flags(u8),
     #[error("a command frame has the MORE flag")]
@@ -61,10 +61,32 @@ pub enum WireError {
     TooLarge { size: u64, limit: u64 },
     #[error("a command of {size} bytes, over the {limit} byte limit")]
     CommandTooLarge { size: u64, limit: u64 },
+    /// CURVE refused the peer, or a box it sent.
+    #[error(transparent)]
+    Curve(#[from] super::curve::CurveError),
 }
 
-/// Our greeting: ZMTP 3.1, NULL mechanism, not as-server (NULL ignores it).
-pub fn greeting() -> [u8; GREETING_LEN] {
+/// A security mechanism this transport speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    /// No security: what libzmq uses by default.
+    Null,
+    /// CURVE (RFC 26), the proxy as the server.
+    Curve,
+}
+
+impl Mechanism {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Null => "NULL",
+            Mechanism::Curve => "CURVE",
+        }
+    }
+}
+
+/// Our greeting: ZMTP 3.1 with `mechanism`; as-server under CURVE (NULL
+/// ignores it).
+pub fn greeting(mechanism: Mechanism) -> [u8; GREETING_LEN] {
     let mut g = [0u8; GREETING_LEN];
     g[0] = 0xFF;
     // Padding ends in 1 so that ZMTP 1.0 peers read it as a length.
@@ -72,15 +94,17 @@ pub fn greeting() -> [u8; GREETING_LEN] {
     g[9] = 0x7F;
     g[10] = 3;
     g[11] = 1;
-    g[12..16].copy_from_slice(b"NULL");
+    let name = mechanism.name().as_bytes();
+    g[12..12 + name.len()].copy_from_slice(name);
+    g[32] = u8::from(mechanism == Mechanism::Curve);
     g
 }
 
 /// Checks a peer's greeting, or as much of it as has arrived: ZMTP 3.x with
-/// the NULL mechanism. A prefix that passes may still fail once more bytes
+/// `ours` as its mechanism. A prefix that passes may still fail once more bytes
 /// come; one that fails (an HTTP request, a ZMTP 1.0 identity) is refused at
 /// once instead of waiting for 64 bytes that may never come.
-pub fn check_greeting(g: &[u8]) -> Result<(), WireError> {
+pub fn check_greeting(g: &[u8], ours: Mechanism) -> Result<(), WireError> {
     if g.first().is_some_and(|&b| b != 0xFF) || g.get(9).is_some_and(|&b| b & 0x01 == 0) {
         return Err(WireError::NotZmtp);
     }
@@ -91,10 +115,11 @@ pub fn check_greeting(g: &[u8]) -> Result<(), WireError> {
     }
     if let Some(mechanism) = g.get(12..32) {
         let end = mechanism.iter().position(|&b| b == 0).unwrap_or(20);
-        if &mechanism[..end] != b"NULL" {
-            return Err(WireError::Mechanism(
-                String::from_utf8_lossy(&mechanism[..end]).into_owned(),
-            ));
+        if &mechanism[..end] != ours.name().as_bytes() {
+            return Err(WireError::Mechanism {
+                theirs: String::from_utf8_lossy(&mechanism[..end]).into_owned(),
+                ours: ours.name(),
+            });
         }
     }
     Ok(())
@@ -124,13 +149,18 @@ pub fn encode_command(name: &str, data: &[u8], out: &mut BytesMut) {
 
 /// The NULL mechanism's READY command announcing our socket type.
 pub fn encode_ready(ours: SocketType, out: &mut BytesMut) {
+    encode_command("READY", &socket_type_property(ours), out);
+}
+
+/// The metadata announcing our socket type (RFC 37 §2.4's property list).
+pub(super) fn socket_type_property(ours: SocketType) -> Vec<u8> {
     let mut props = Vec::with_capacity(24);
     let (name, value) = (b"Socket-Type", ours.name().as_bytes());
     props.push(name.len() as u8);
     props.extend_from_slice(name);
     props.extend_from_slice(&(value.len() as u32).to_be_bytes());
     props.extend_from_slice(value);
-    encode_command("READY", &props, out);
+    props
 }
 
 fn put_header(out: &mut BytesMut, flags: u8, len: usize) {
@@ -185,7 +215,10 @@ pub fn parse_command(body: &[u8]) -> Result<Command<'_>, WireError> {
 }
 
 /// Finds a READY property by name (names are case-insensitive).
-fn property<'a>(mut data: &'a [u8], wanted: &[u8]) -> Result<Option<&'a [u8]>, WireError> {
+pub(super) fn property<'a>(
+    mut data: &'a [u8],
+    wanted: &[u8],
+) -> Result<Option<&'a [u8]>, WireError> {
     let bad = || WireError::BadCommand("READY");
     while let Some((&n, rest)) = data.split_first() {
         let n = n as usize;
@@ -244,24 +277,42 @@ mod tests {
 
     #[test]
     fn greetings_other_than_zmtp3_null_are_refused() {
-        assert_eq!(check_greeting(&greeting()), Ok(()));
-        let mut old = greeting();
+        use Mechanism::{Curve, Null};
+        assert_eq!(check_greeting(&greeting(Null), Null), Ok(()));
+        let mut old = greeting(Null);
         old[10] = 2;
-        assert_eq!(check_greeting(&old), Err(WireError::OldVersion(2)));
-        let mut curve = greeting();
-        curve[12..17].copy_from_slice(b"CURVE");
+        assert_eq!(check_greeting(&old, Null), Err(WireError::OldVersion(2)));
+        let curve = greeting(Curve);
+        assert_eq!(&curve[12..18], b"CURVE\0");
+        assert_eq!(curve[32], 1, "as-server");
+        assert_eq!(greeting(Null)[32], 0);
         assert_eq!(
-            check_greeting(&curve),
-            Err(WireError::Mechanism("CURVE".into()))
+            check_greeting(&curve, Null),
+            Err(WireError::Mechanism {
+                theirs: "CURVE".into(),
+                ours: "NULL"
+            })
         );
-        assert_eq!(check_greeting(&[0u8; 64]), Err(WireError::NotZmtp));
+        // A NULL peer of a CURVE socket is refused at its greeting.
+        assert_eq!(
+            check_greeting(&greeting(Null), Curve),
+            Err(WireError::Mechanism {
+                theirs: "NULL".into(),
+                ours: "CURVE"
+            })
+        );
+        assert_eq!(check_greeting(&curve, Curve), Ok(()));
+        assert_eq!(check_greeting(&[0u8; 64], Null), Err(WireError::NotZmtp));
         // Short prefixes: what is there is checked, what is missing is not.
         assert_eq!(
-            check_greeting(b"GET / HTTP/1.0\r\n\r\n"),
+            check_greeting(b"GET / HTTP/1.0\r\n\r\n", Null),
             Err(WireError::NotZmtp)
         );
-        assert_eq!(check_greeting(&greeting()[..1]), Ok(()));
-        assert_eq!(check_greeting(&old[..11]), Err(WireError::OldVersion(2)));
-        assert_eq!(check_greeting(&[]), Ok(()));
+        assert_eq!(check_greeting(&greeting(Null)[..1], Null), Ok(()));
+        assert_eq!(
+            check_greeting(&old[..11], Null),
+            Err(WireError::OldVersion(2))
+        );
+        assert_eq!(check_greeting(&[], Null), Ok(()));
     }
 }

@@ -1,0 +1,173 @@
+//! A CURVE connection past its handshake: every ZMTP frame, message part or
+//! command (PING, PONG), travels boxed in a MESSAGE (RFC 26 §2.9), with a
+//! flags byte inside the box (MORE `0x01`, COMMAND `0x02`) and an 8-byte
+//! counter in the clear that is the tail of the box's nonce.
+//!
+//! [`Session::seal`] turns frames we encoded in the clear into MESSAGEs;
+//! [`Session::open`] turns one MESSAGE back into the frame it carried, so
+//! that the one ZMTP [`Decoder`](super::super::decoder::Decoder) applies its
+//! limits to what the peer meant, and only what authenticated reaches it.
+//! A peer's counters must strictly increase: a box that is replayed, comes
+//! out of order, or does not authenticate is an error, and the connection
+//! does not survive it. Ours start at 1 after READY's and never repeat (at
+//! 2^64 − 1 the connection ends rather than reuse one).
+
+use bytes::{BufMut, BytesMut};
+use crypto_box::SalsaBox;
+
+use super::CurveError;
+use super::boxes::{TAG_LEN, nonce, open_in_place, seal_in_place};
+use crate::backend::zmtp::wire::{COMMAND, LONG, MORE};
+
+/// `\x07MESSAGE`, the counter, the tag: what a MESSAGE adds before its flags.
+pub const MESSAGE_OVERHEAD: usize = 8 + 8 + TAG_LEN;
+const MESSAGE: &[u8] = b"\x07MESSAGE";
+/// Flags inside a MESSAGE box.
+const BOX_MORE: u8 = 0x01;
+const BOX_COMMAND: u8 = 0x02;
+
+/// One connection's keys and counters.
+pub struct Session {
+    /// Our transient secret with the peer's transient public key.
+    cipher: SalsaBox,
+    /// The counter of our next box.
+    next: u64,
+    /// The peer's last counter.
+    peer: u64,
+    /// Nonce prefixes: of our boxes, of the peer's.
+    ours: &'static [u8; 16],
+    theirs: &'static [u8; 16],
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("next", &self.next)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// The server's side: `next` is the counter after READY's, `peer` the
+    /// client's INITIATE counter.
+    pub(super) fn server(cipher: SalsaBox, next: u64, peer: u64) -> Session {
+        Session {
+            cipher,
+            next,
+            peer,
+            ours: b"CurveZMQMESSAGES",
+            theirs: b"CurveZMQMESSAGEC",
+        }
+    }
+
+    /// The client's side, for tests that play a backend by hand.
+    #[cfg(test)]
+    pub(super) fn client(cipher: SalsaBox, next: u64, peer: u64) -> Session {
+        Session {
+            cipher,
+            next,
+            peer,
+            ours: b"CurveZMQMESSAGEC",
+            theirs: b"CurveZMQMESSAGES",
+        }
+    }
+
+    /// Boxes every frame of `plain` (whole frames as `wire` encodes them)
+    /// into a MESSAGE frame appended to `out`.
+    pub fn seal(&mut self, mut plain: &[u8], out: &mut BytesMut) -> Result<(), CurveError> {
+        while let Some(&flags) = plain.first() {
+            let (header, len) = if flags & LONG != 0 {
+                let len = u64::from_be_bytes(plain[1..9].try_into().expect("8 bytes"));
+                (9, len as usize)
+            } else {
+                (2, plain[1] as usize)
+            };
+            let body = &plain[header..header + len];
+            let mut inner = 0;
+            if flags & MORE != 0 {
+                inner |= BOX_MORE;
+            }
+            if flags & COMMAND != 0 {
+                inner |= BOX_COMMAND;
+            }
+            self.seal_frame(inner, body, out)?;
+            plain = &plain[header + len..];
+        }
+        Ok(())
+    }
+
+    fn seal_frame(&mut self, flags: u8, body: &[u8], out: &mut BytesMut) -> Result<(), CurveError> {
+        let counter = self.next;
+        self.next = counter.checked_add(1).ok_or(CurveError::NoncesSpent)?;
+        let len = MESSAGE_OVERHEAD + 1 + body.len();
+        out.reserve(len + 9);
+        // A data frame, never MORE: the parts' flags are inside the boxes.
+        if len > 255 {
+            out.put_u8(LONG);
+            out.put_u64(len as u64);
+        } else {
+            out.put_u8(0);
+            out.put_u8(len as u8);
+        }
+        out.put_slice(MESSAGE);
+        out.put_u64(counter);
+        let start = out.len();
+        out.put_bytes(0, TAG_LEN);
+        out.put_u8(flags);
+        out.put_slice(body);
+        let n = nonce(self.ours, &counter.to_be_bytes());
+        seal_in_place(&self.cipher, &n, &mut out[start..]);
+        Ok(())
+    }
+
+    /// Opens one frame the peer sent (its body), appending the frame it
+    /// carried, in the clear, to `plain`.
+    pub fn open(&mut self, body: &[u8], plain: &mut BytesMut) -> Result<(), CurveError> {
+        if body.len() < MESSAGE_OVERHEAD + 1 || !body.starts_with(MESSAGE) {
+            return Err(CurveError::NotMessage);
+        }
+        let counter = u64::from_be_bytes(body[8..16].try_into().expect("8 bytes"));
+        if counter <= self.peer {
+            return Err(CurveError::Replayed {
+                counter,
+                last: self.peer,
+            });
+        }
+        let tag = &body[16..16 + TAG_LEN];
+        let text = &body[16 + TAG_LEN..];
+        let start = plain.len();
+        // The frame header goes first, all but its last byte: the box's
+        // first byte (its flags) lands there, and is swapped for the
+        // header's last byte once read.
+        let len = text.len() - 1;
+        let size = (len as u64).to_be_bytes();
+        if len > 255 {
+            plain.put_u8(LONG);
+            plain.put_slice(&size[..7]);
+        } else {
+            plain.put_u8(0);
+        }
+        let flags_at = plain.len();
+        plain.put_slice(text);
+        let n = nonce(self.theirs, &counter.to_be_bytes());
+        if !open_in_place(&self.cipher, &n, tag, &mut plain[flags_at..]) {
+            plain.truncate(start);
+            return Err(CurveError::BadBox("MESSAGE"));
+        }
+        self.peer = counter;
+        let inner = plain[flags_at];
+        if inner & !(BOX_MORE | BOX_COMMAND) != 0 || inner == BOX_MORE | BOX_COMMAND {
+            plain.truncate(start);
+            return Err(CurveError::BadFlags(inner));
+        }
+        if inner & BOX_MORE != 0 {
+            plain[start] |= MORE;
+        }
+        if inner & BOX_COMMAND != 0 {
+            plain[start] |= COMMAND;
+        }
+        plain[flags_at] = size[7];
+        Ok(())
+    }
+}

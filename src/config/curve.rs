@@ -1,0 +1,120 @@
+//! A service's CURVE keys on disk: `curve_secret_key = "FILE"` (the proxy's
+//! secret certificate) and `curve_clients = "DIR"` (a certificate per
+//! backend allowed), flags `--curve-secret-key` and `--curve-clients` for
+//! the default service; read and checked here into the
+//! [`Keys`](crate::backend::zmtp::curve::Keys) the backend takes. Also
+//! `sockjsproxy keygen DIR`, which writes a key pair as pyzmq's
+//! `zmq.auth.create_certificates` does: `NAME.key` (public, for backends)
+//! and `NAME.key_secret` (for the proxy, readable by its owner only).
+//!
+//! libzmq, as bundled, has no CURVE: a CURVE setting with `--zmq-engine
+//! libzmq` or `--connect` is a start-up error, never silently ignored.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::ConfigError;
+use crate::backend::zmtp::curve::{Keys, cert};
+
+fn bad(message: String) -> ConfigError {
+    ConfigError::Curve(message)
+}
+
+/// The keys of a service: `None` without a secret key file.
+pub(super) fn keys(
+    secret_file: Option<&Path>,
+    clients_dir: Option<&Path>,
+) -> Result<Option<Arc<Keys>>, ConfigError> {
+    let Some(secret_file) = secret_file else {
+        return match clients_dir {
+            Some(dir) => Err(bad(format!(
+                "curve_clients {} needs curve_secret_key",
+                dir.display()
+            ))),
+            None => Ok(None),
+        };
+    };
+    let cert = read_cert(secret_file)?;
+    let Some(secret) = cert.secret else {
+        return Err(bad(format!(
+            "curve_secret_key {} has no secret-key: it is a public certificate",
+            secret_file.display()
+        )));
+    };
+    let clients = match clients_dir {
+        None => None,
+        Some(dir) => Some(client_keys(dir)?),
+    };
+    Ok(Some(Arc::new(Keys::new(secret, clients))))
+}
+
+fn read_cert(path: &Path) -> Result<cert::Certificate, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        bad(format!(
+            "cannot read CURVE certificate {}: {e}",
+            path.display()
+        ))
+    })?;
+    cert::parse(&text).map_err(|e| bad(format!("CURVE certificate {}: {e}", path.display())))
+}
+
+/// The public keys of every certificate in `dir` (secret certificates,
+/// `*_secret`, and hidden files are passed over, as czmq and pyzmq do).
+fn client_keys(dir: &Path) -> Result<HashSet<[u8; cert::KEY_LEN]>, ConfigError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| bad(format!("cannot read curve_clients {}: {e}", dir.display())))?;
+    let mut keys = HashSet::new();
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| bad(format!("cannot read curve_clients {}: {e}", dir.display())))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.ends_with("_secret") || !entry.path().is_file() {
+            continue;
+        }
+        keys.insert(*read_cert(&entry.path())?.public.as_bytes());
+    }
+    if keys.is_empty() {
+        return Err(bad(format!(
+            "curve_clients {} holds no certificate: no backend could connect",
+            dir.display()
+        )));
+    }
+    Ok(keys)
+}
+
+/// Writes a new key pair to `dir` as `NAME.key` and `NAME.key_secret`;
+/// never replaces a file.
+pub fn keygen(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), String> {
+    use crypto_box::SecretKey;
+    use crypto_box::aead::OsRng;
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(format!("bad key name {name:?}"));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let secret = SecretKey::generate(&mut OsRng);
+    let now = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let public_path = dir.join(format!("{name}.key"));
+    let secret_path = dir.join(format!("{name}.key_secret"));
+    write_new(&secret_path, &cert::secret_text(&secret, &now), 0o600)?;
+    write_new(
+        &public_path,
+        &cert::public_text(&secret.public_key(), &now),
+        0o644,
+    )?;
+    Ok((public_path, secret_path))
+}
+
+fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), String> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
