@@ -168,7 +168,7 @@ fn native(e: &mut DescriptorEncoder, sources: &Sources) -> fmt::Result {
     counters(
         e,
         "backend_disconnects",
-        "Backend connections closed by the proxy for what the backend sent, by reason.",
+        "Backend connections closed by the proxy for what the backend sent (or, curve_handshake, failed to prove), by reason.",
         each().flat_map(|(l, n)| {
             [
                 ("too_many_frames", &n.too_many_frames),
@@ -176,17 +176,9 @@ fn native(e: &mut DescriptorEncoder, sources: &Sources) -> fmt::Result {
                 ("message_on_push", &n.message_on_push),
                 ("bad_frame", &n.bad_frames),
                 ("bad_box", &n.bad_boxes),
+                ("curve_handshake", &n.security_refused),
             ]
             .map(|(reason, c)| ([("service", l), ("reason", reason)], load(c)))
-        }),
-    )?;
-    counters(
-        e,
-        "backend_refusals",
-        "Backends refused before they could send anything, by reason (CURVE: security).",
-        each().flat_map(|(l, n)| {
-            [("security", &n.security_refused)]
-                .map(|(reason, c)| ([("service", l), ("reason", reason)], load(c)))
         }),
     )?;
     counters(

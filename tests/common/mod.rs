@@ -7,7 +7,8 @@
 //! by hand ([`raw_ws`]), hostile clients ([`attack`]), the well-behaved
 //! clients and backends beside them ([`bystanders`]) and what the attacks
 //! cost the proxy ([`meter`]), an auth service and a client of every
-//! transport for the "who is connected" tests ([`who`]).
+//! transport for the "who is connected" tests ([`who`]), CURVE keys, a pyzmq
+//! CURVE backend and a tampering relay ([`curve`]).
 //!
 //! Every test binary uses only part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -17,6 +18,7 @@ pub mod backend;
 pub mod bridge;
 pub mod bystanders;
 pub mod client;
+pub mod curve;
 pub mod http;
 pub mod meter;
 pub mod procs;

@@ -43,6 +43,12 @@ pub enum HandshakeError {
     Refused(String),
     #[error("peer sent a message before READY")]
     MessageFirst,
+    /// libzmq without CURVE closes when it reads our CURVE greeting, often
+    /// before it has sent any of its own (a port scanner does too).
+    #[error(
+        "peer closed the connection on reading our CURVE greeting, having sent {sent} bytes of its own: a backend without CURVE does"
+    )]
+    ClosedAtGreeting { sent: usize },
 }
 
 impl From<CurveError> for HandshakeError {
@@ -59,6 +65,7 @@ impl HandshakeError {
         matches!(
             self,
             HandshakeError::Wire(WireError::Mechanism { .. } | WireError::Curve(_))
+                | HandshakeError::ClosedAtGreeting { .. }
         )
     }
 }
@@ -94,7 +101,10 @@ async fn exchange(
             // A peer of another mechanism may close once it has read ours:
             // what it sent of its own says why.
             wire::check_greeting(buf, mechanism)?;
-            return Err(eof());
+            return Err(match mechanism {
+                Mechanism::Curve => HandshakeError::ClosedAtGreeting { sent: buf.len() },
+                Mechanism::Null => eof(),
+            });
         }
         // Whatever part has come is checked now: a peer that is not ZMTP 3
         // (an HTTP request, a ZMTP 1.0 identity) may never send 64 bytes.

@@ -243,9 +243,21 @@ impl Counters {
             return;
         }
         self.security_refused.fetch_add(1, Ordering::Relaxed);
-        static REFUSED: crate::ratelog::Throttle =
-            crate::ratelog::Throttle::new("backends refused by CURVE");
-        REFUSED.warn(format_args!(
+        // One throttle per kind of refusal, so that a backend retrying with
+        // the wrong key many times a second hides no other kind.
+        use crate::ratelog::Throttle;
+        use curve::CurveError::*;
+        static WRONG_KEY: Throttle = Throttle::new("backends refused: wrong server key");
+        static UNKNOWN: Throttle = Throttle::new("backends refused: client key not allowed");
+        static MECHANISM: Throttle = Throttle::new("backends refused: not CURVE");
+        static OTHER: Throttle = Throttle::new("backends refused by CURVE");
+        let throttle = match error {
+            handshake::HandshakeError::Wire(wire::WireError::Curve(WrongServerKey)) => &WRONG_KEY,
+            handshake::HandshakeError::Wire(wire::WireError::Curve(UnknownClient(_))) => &UNKNOWN,
+            handshake::HandshakeError::Wire(wire::WireError::Curve(_)) => &OTHER,
+            _ => &MECHANISM,
+        };
+        throttle.warn(format_args!(
             "service {service}: backend {peer} refused on {socket}: {error}"
         ));
     }
