@@ -176,6 +176,12 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", requires = "curve_secret_key")]
     pub curve_clients: Option<PathBuf>,
 
+    /// Take backends only from this network or address (CIDR such as
+    /// 10.0.0.0/8, or one address; repeatable); others are refused at
+    /// accept. Native engine, tcp:// endpoints.
+    #[arg(long = "backend-allow", value_name = "CIDR")]
+    pub backend_allow: Vec<String>,
+
     // Bridge mode.
     /// Serve bridge mode's websocket at this path (e.g. /data).
     #[arg(long, value_name = "PATH")]

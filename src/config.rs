@@ -173,6 +173,7 @@ struct FileService {
     auth_jwt: Option<auth::FileJwt>,
     curve_secret_key: Option<PathBuf>,
     curve_clients: Option<PathBuf>,
+    backend_allow: Option<Vec<String>>,
 }
 
 impl Config {
@@ -236,12 +237,14 @@ impl Config {
                         cli.curve_secret_key.as_deref(),
                         cli.curve_clients.as_deref(),
                     )?,
+                    allow: curve::allow(&cli.backend_allow)?,
                 },
                 auth: auth::auth_from_cli(&cli.who)?,
             }],
         };
         check_unique(&services)?;
-        if let Some(s) = services.iter().find(|s| s.backend.curve.is_some()) {
+        let secured = |s: &&ServiceConfig| s.backend.curve.is_some() || !s.backend.allow.is_empty();
+        if let Some(s) = services.iter().find(secured) {
             let name = if s.prefix.is_empty() { "/" } else { &s.prefix };
             let why = match (cli.connect, engine) {
                 (true, _) => Some("--connect (scale-out mode)"),
@@ -250,8 +253,8 @@ impl Config {
             };
             if let Some(why) = why {
                 return Err(ConfigError::Curve(format!(
-                    "service {name}: CURVE needs the native ZMTP engine; with {why} libzmq carries \
-                     its sockets, and libzmq here has no CURVE"
+                    "service {name}: CURVE and backend_allow need the native ZMTP engine; with \
+                     {why} libzmq carries its sockets, and libzmq here has neither"
                 )));
             }
         }
@@ -462,6 +465,7 @@ fn service_from_file(
             )?,
             engine,
             curve: curve::keys(s.curve_secret_key.as_deref(), s.curve_clients.as_deref())?,
+            allow: curve::allow(s.backend_allow.as_deref().unwrap_or_default())?,
         },
         auth: auth::auth_from_file(s.auth.as_deref(), s.auth_timeout_ms, s.auth_jwt.as_ref())?,
     })

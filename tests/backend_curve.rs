@@ -316,7 +316,7 @@ fn curve_where_libzmq_carries_the_sockets_or_with_bad_keys_is_a_startup_error() 
     let cases: [(&[&str], &str); 5] = [
         (
             &["--curve-secret-key", secret, "--zmq-engine", "libzmq"],
-            "CURVE needs the native ZMTP engine; with --zmq-engine libzmq",
+            "need the native ZMTP engine; with --zmq-engine libzmq",
         ),
         (
             &["--curve-secret-key", secret, "--connect"],

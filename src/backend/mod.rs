@@ -89,6 +89,9 @@ pub struct Settings {
     /// (native engine only; `config` refuses it elsewhere, and
     /// [`Backend::bind`] refuses an endpoint the native engine cannot bind).
     pub curve: Option<Arc<zmtp::curve::Keys>>,
+    /// Networks backends may connect from (empty: any). Native TCP sockets
+    /// only, as CURVE.
+    pub allow: Vec<ipnet::IpNet>,
 }
 
 /// Default of [`Settings::queue_bytes`]: 16 MiB per service, about 30,000
@@ -132,6 +135,14 @@ pub enum BackendError {
         kind: &'static str,
         endpoint: String,
     },
+    #[error(
+        "service {name}: backend_allow needs a tcp:// endpoint on the native engine; {endpoint} ({kind}) is not one"
+    )]
+    AllowNeedsTcp {
+        name: String,
+        kind: &'static str,
+        endpoint: String,
+    },
 }
 
 /// Counters of what went wrong, for logs and metrics.
@@ -171,6 +182,7 @@ pub struct Sockets {
     pull: Bound,
     queue: EventQueue,
     curve: Option<Arc<zmtp::curve::Keys>>,
+    allow: Arc<[ipnet::IpNet]>,
 }
 
 /// The writer's end of the event channel.
@@ -242,6 +254,19 @@ impl Backend {
         };
         let push_socket = bind("PUSH", zmq::PUSH, push, HWM, LINGER_MS)?;
         let pull_socket = bind("PULL", zmq::PULL, pull, HWM, 0)?;
+        if !settings.allow.is_empty() {
+            for (kind, socket, endpoint) in
+                [("PUSH", &push_socket, push), ("PULL", &pull_socket, pull)]
+            {
+                if !matches!(socket, Bound::Native(zmtp::Listener::Tcp(_))) {
+                    return Err(BackendError::AllowNeedsTcp {
+                        name: name.to_string(),
+                        kind,
+                        endpoint: endpoint.clone(),
+                    });
+                }
+            }
+        }
         if settings.curve.is_some() {
             // Never a CURVE setting silently ignored.
             for (kind, socket, endpoint) in
@@ -274,6 +299,7 @@ impl Backend {
                 pull: pull_socket,
                 queue,
                 curve: settings.curve.clone(),
+                allow: settings.allow.clone().into(),
             },
         ))
     }
@@ -329,6 +355,7 @@ impl Backend {
                     listener,
                     self.name.clone(),
                     sockets.curve.clone(),
+                    sockets.allow.clone(),
                     self.unflushed.clone(),
                     self.stats.native.clone(),
                 )
@@ -360,9 +387,17 @@ impl Backend {
                     command: MAX_ZMTP_COMMAND,
                 };
                 let counters = self.stats.native.clone();
-                let curve = sockets.curve.clone();
-                zmtp::pull::start(listener, self.name.clone(), curve, limits, inbox, counters)
-                    .map_err(|e| native_err("PULL", e))?;
+                let (curve, allow) = (sockets.curve.clone(), sockets.allow.clone());
+                zmtp::pull::start(
+                    listener,
+                    self.name.clone(),
+                    curve,
+                    allow,
+                    limits,
+                    inbox,
+                    counters,
+                )
+                .map_err(|e| native_err("PULL", e))?;
             }
             // In scale-out mode the commands arrive on a DEALER (see `topology`).
             Bound::Zmq(socket) if socket.get_socket_type() == Ok(zmq::DEALER) => {

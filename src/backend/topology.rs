@@ -171,6 +171,7 @@ impl Backend {
                 queue,
                 // `config` refuses CURVE in scale-out mode: libzmq has none here.
                 curve: None,
+                allow: Vec::new().into(),
             },
         ))
     }

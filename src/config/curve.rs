@@ -7,8 +7,12 @@
 //! `zmq.auth.create_certificates` does: `NAME.key` (public, for backends)
 //! and `NAME.key_secret` (for the proxy, readable by its owner only).
 //!
-//! libzmq, as bundled, has no CURVE: a CURVE setting with `--zmq-engine
-//! libzmq` or `--connect` is a start-up error, never silently ignored.
+//! Also `backend_allow = ["10.0.0.0/8", "127.0.0.1"]` (`--backend-allow`,
+//! repeatable): the networks backends may connect from.
+//!
+//! libzmq, as bundled, has no CURVE: a CURVE setting or an allowlist with
+//! `--zmq-engine libzmq` or `--connect` is a start-up error, never silently
+//! ignored.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -49,6 +53,24 @@ pub(super) fn keys(
         Some(dir) => Some(client_keys(dir)?),
     };
     Ok(Some(Arc::new(Keys::new(secret, clients))))
+}
+
+/// The networks of `backend_allow`: CIDR blocks, or addresses (one host).
+pub(super) fn allow(list: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    list.iter()
+        .map(|entry| {
+            let entry = entry.trim();
+            entry
+                .parse::<ipnet::IpNet>()
+                .map(|net| net.trunc())
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    bad(format!(
+                        "backend_allow {entry:?} is neither a network (10.0.0.0/8) nor an address"
+                    ))
+                })
+        })
+        .collect()
 }
 
 fn read_cert(path: &Path) -> Result<cert::Certificate, ConfigError> {

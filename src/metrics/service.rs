@@ -177,6 +177,7 @@ fn native(e: &mut DescriptorEncoder, sources: &Sources) -> fmt::Result {
                 ("bad_frame", &n.bad_frames),
                 ("bad_box", &n.bad_boxes),
                 ("curve_handshake", &n.security_refused),
+                ("address_not_allowed", &n.address_refused),
             ]
             .map(|(reason, c)| ([("service", l), ("reason", reason)], load(c)))
         }),

@@ -32,6 +32,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -92,11 +93,15 @@ impl Listener {
         )
     }
 
-    /// Accepts peers for ever on the current thread, calling `on_peer` with each.
+    /// Accepts peers for ever on the current thread, calling `on_peer` with
+    /// each. With an `allow` list, a TCP peer whose address is in none of
+    /// its networks is closed at once, before any byte, logged and counted.
     pub(crate) fn spawn_accept(
         self,
         service: String,
         kind: &'static str,
+        allow: Arc<[ipnet::IpNet]>,
+        counters: Arc<Counters>,
         on_peer: impl Fn(Stream, String) + 'static,
     ) -> io::Result<()> {
         enum Tokio {
@@ -116,11 +121,25 @@ impl Listener {
         actix_web::rt::spawn(async move {
             loop {
                 let accepted = match &listener {
-                    Tokio::Tcp(l) => l.accept().await.map(|(s, addr)| {
-                        // As libzmq does: small messages go out at once.
-                        let _ = s.set_nodelay(true);
-                        (Stream::Tcp(s), addr.to_string())
-                    }),
+                    Tokio::Tcp(l) => match l.accept().await {
+                        Ok((_, addr)) if !allowed(&allow, addr.ip()) => {
+                            counters.address_refused.fetch_add(1, Ordering::Relaxed);
+                            static REFUSED: crate::ratelog::Throttle =
+                                crate::ratelog::Throttle::new(
+                                    "backends refused: address not in backend_allow",
+                                );
+                            REFUSED.warn(format_args!(
+                                "service {service}: backend {addr} refused on {kind}"
+                            ));
+                            // Dropped: closed before our greeting.
+                            continue;
+                        }
+                        accepted => accepted.map(|(s, addr)| {
+                            // As libzmq does: small messages go out at once.
+                            let _ = s.set_nodelay(true);
+                            (Stream::Tcp(s), addr.to_string())
+                        }),
+                    },
                     Tokio::Ipc(l, file) => l
                         .accept()
                         .await
@@ -138,6 +157,13 @@ impl Listener {
         });
         Ok(())
     }
+}
+
+/// Whether `ip` may connect: any address without a list (an IPv4 peer of a
+/// socket bound to `[::]` is seen as IPv4).
+fn allowed(allow: &[ipnet::IpNet], ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    allow.is_empty() || allow.iter().any(|net| net.contains(&ip))
 }
 
 /// What the native sockets of one service count, for `/metrics`.
@@ -158,6 +184,8 @@ pub struct Counters {
     /// peer of a CURVE socket, the wrong server key, a client key not in
     /// `curve_clients`, a forged box.
     pub security_refused: AtomicU64,
+    /// Backends refused at accept: their address is not in `backend_allow`.
+    pub address_refused: AtomicU64,
     /// Events written to a backend connection that broke before the
     /// backend's host acknowledged them (see `ledger`).
     pub unconfirmed_events: AtomicU64,

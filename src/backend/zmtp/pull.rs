@@ -41,19 +41,21 @@ pub trait Inbox {
 }
 
 /// Starts accepting backends on `listener` (on the current thread), with
-/// CURVE when `curve` has our keys. A peer whose message breaks `limits`
+/// CURVE when `curve` has our keys, from the networks of `allow` if any. A peer whose message breaks `limits`
 /// is disconnected and counted in `counters`.
 pub fn start(
     listener: Listener,
     service: String,
     curve: Option<Arc<curve::Keys>>,
+    allow: Arc<[ipnet::IpNet]>,
     limits: Limits,
     inbox: Arc<dyn Inbox>,
     counters: Arc<Counters>,
 ) -> io::Result<()> {
     let name = service.clone();
     counters.pull_peers.started();
-    listener.spawn_accept(name, "PULL", move |stream, address| {
+    let refused = counters.clone();
+    listener.spawn_accept(name, "PULL", allow, refused, move |stream, address| {
         actix_web::rt::spawn(serve_peer(
             stream,
             address,

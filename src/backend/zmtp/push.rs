@@ -82,15 +82,18 @@ struct Peer {
 
 impl Push {
     /// Starts accepting backends on `listener` (on the current thread),
-    /// with CURVE when `curve` has our keys. `unflushed` counts the bytes
+    /// with CURVE when `curve` has our keys, from the networks of `allow` if
+    /// any. `unflushed` counts the bytes
     /// accepted but not yet written.
     pub fn start(
         listener: Listener,
         service: String,
         curve: Option<Arc<curve::Keys>>,
+        allow: Arc<[ipnet::IpNet]>,
         unflushed: Arc<AtomicUsize>,
         counters: Arc<Counters>,
     ) -> io::Result<Push> {
+        let refused = counters.clone();
         counters.push_peers.started();
         let shared = Rc::new(Shared {
             service: service.clone(),
@@ -103,7 +106,7 @@ impl Push {
             curve,
         });
         let accepting = shared.clone();
-        listener.spawn_accept(service, "PUSH", move |stream, address| {
+        listener.spawn_accept(service, "PUSH", allow, refused, move |stream, address| {
             actix_web::rt::spawn(serve_peer(stream, address, accepting.clone()));
         })?;
         Ok(Push { shared })
