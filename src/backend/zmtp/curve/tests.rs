@@ -303,3 +303,66 @@ fn a_forged_cookie_or_a_vouch_for_another_server_is_refused() {
     );
     assert!(out.is_empty());
 }
+
+/// What CURVE costs the proxy per round trip: boxing one event (three
+/// frames, a 32-byte message) and opening one reply, the proxy's side
+/// only. A measurement, not a check: `cargo test --release --lib
+/// curve_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn curve_cost_per_round_trip() {
+    let mut client = Client::new(PublicKey::from([0; 32]));
+    let keys = server_keys(None);
+    client.server = keys.public.clone();
+    let (done, mut out) = handshake(&keys, &mut client);
+    let mut server = done.unwrap().unwrap().session;
+    let (mut ours, _) = client.ready(&command(&mut out));
+    let text = [b'x'; 32];
+    let mut event = BytesMut::new();
+    wire::encode_message(&[b"message", b"17", &text], &mut event);
+    let mut outer = Decoder::new(Limits {
+        frames: 1,
+        bytes: 1000,
+        command: 100,
+    });
+    let rounds = 200_000;
+    let mut spent = std::time::Duration::ZERO;
+    let cpu_start = thread_cpu();
+    for _ in 0..rounds {
+        let start = std::time::Instant::now();
+        let mut boxed = BytesMut::new();
+        server.seal(&event, &mut boxed).unwrap();
+        spent += start.elapsed();
+        // The backend opens the event and boxes the same reply.
+        let mut plain = BytesMut::new();
+        while let Some(Item::Message(parts)) = outer.decode(&mut boxed).unwrap() {
+            ours.open(&parts[0], &mut plain).unwrap();
+        }
+        let mut reply = BytesMut::new();
+        ours.seal(&plain, &mut reply).unwrap();
+        let start = std::time::Instant::now();
+        let mut back = BytesMut::new();
+        while let Some(Item::Message(parts)) = outer.decode(&mut reply).unwrap() {
+            server.open(&parts[0], &mut back).unwrap();
+        }
+        spent += start.elapsed();
+        assert_eq!(back, event);
+    }
+    println!(
+        "CURVE, proxy side: {:.2} µs wall per round trip (seal 3 frames + open 3 frames, \
+         32-byte message); this thread's CPU time for both sides: {:.2} µs per round trip",
+        spent.as_secs_f64() * 1e6 / rounds as f64,
+        (thread_cpu() - cpu_start).as_secs_f64() * 1e6 / rounds as f64
+    );
+}
+
+/// CPU time of this thread (wall time counts a busy machine's other work).
+fn thread_cpu() -> std::time::Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec to a local that outlives the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
