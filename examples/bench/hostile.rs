@@ -299,7 +299,11 @@ async fn round(setup: &Setup, plan: &Plan, kinds: &[char]) -> Result<(bool, Stri
             "{:.1} MiB (bound {} MiB{})",
             peak_kib as f64 / 1024.0,
             bound_kib / 1024,
-            if kinds.len() == 1 { "" } else { ", kinds at once" }
+            if kinds.len() == 1 {
+                ""
+            } else {
+                ", kinds at once"
+            }
         ),
     );
     row(

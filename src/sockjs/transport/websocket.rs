@@ -11,15 +11,15 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::super::Service;
-use super::super::admission::{self, Admit, Decision};
-use super::super::budget::{Budget, Share, reserve_for};
-use super::super::frame::decode_messages;
-use super::super::http;
-use super::super::metrics::{Metrics, Transport};
-use super::super::receiver::{Encoding, Kind, Receiver};
-use super::super::session::{Attach, ClientGone, FromClient, Session};
 use super::start_session;
+use crate::sockjs::Service;
+use crate::sockjs::admission::{self, Admit, Decision};
+use crate::sockjs::budget::{Budget, Share, reserve_for};
+use crate::sockjs::frame::decode_messages;
+use crate::sockjs::http;
+use crate::sockjs::metrics::{Metrics, Transport};
+use crate::sockjs::receiver::{Encoding, Kind, Receiver};
+use crate::sockjs::session::{Attach, ClientGone, FromClient, Session};
 use crate::websocket::{self, queue::Sender};
 
 /// Which framing a websocket speaks.
