@@ -19,10 +19,14 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// A key file of its own for each call: tests run in parallel, and one
+/// rewriting a shared file while another reads it made them fail at random.
 fn key_file(name: &str, bytes: &[u8]) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("sockjsproxy-jwt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+    let path = dir.join(format!("{n}-{name}"));
     std::fs::write(&path, bytes).unwrap();
     path
 }
