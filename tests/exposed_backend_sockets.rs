@@ -1,7 +1,8 @@
 //! Safe defaults for the backend link: a service whose PUSH or PULL socket
 //! is bound where other hosts reach it (a wildcard or routable address) is
 //! named in a WARN line at start-up, since anyone who reaches those ports
-//! reads and writes its sessions; sockets on loopback or ipc are not.
+//! reads and writes its sessions; sockets on loopback or ipc are not, nor
+//! sockets that only let listed addresses in (`backend_allow`).
 
 mod common;
 
@@ -51,6 +52,20 @@ async fn sockets_on_loopback_or_ipc_are_not_warned_about() {
         );
         drop(proxy);
         let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn sockets_on_every_interface_with_an_allowlist_are_not_warned_about() {
+    bounded(async {
+        let ports = free_ports(2);
+        let push = format!("tcp://*:{}", ports[0]);
+        let pull = format!("tcp://*:{}", ports[1]);
+        let allow = r#"backend_allow = ["127.0.0.1/32"]"#;
+        let proxy = Proxy::with_endpoints_and(&push, &pull, allow, &[]).await;
+        proxy.wait_for_log(LAST_WARNING).await;
+        assert!(!proxy.stderr_contains(EXPOSED), "{:?}", proxy.stderr_lines());
     })
     .await
 }

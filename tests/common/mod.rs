@@ -256,11 +256,16 @@ impl Proxy {
     /// PULL endpoints (`ipc://...`, or any the config takes), plus the
     /// command-line flags `args`.
     pub async fn with_endpoints(push: &str, pull: &str, args: &[&str]) -> Proxy {
+        Proxy::with_endpoints_and(push, pull, "", args).await
+    }
+
+    /// The same, with extra TOML lines in the service's table.
+    pub async fn with_endpoints_and(push: &str, pull: &str, extra: &str, args: &[&str]) -> Proxy {
         Proxy::launch(|| {
             let http_port = free_port();
             let toml = format!(
                 "http_address = \"127.0.0.1\"\nhttp_port = {http_port}\nworkers = 1\n\n\
-                 [[service]]\nprefix = \"{PREFIX}\"\npush = \"{push}\"\npull = \"{pull}\"\n"
+                 [[service]]\nprefix = \"{PREFIX}\"\npush = \"{push}\"\npull = \"{pull}\"\n{extra}\n"
             );
             let config = TempFile::new(toml.as_bytes());
             let mut all = vec!["--config".to_string(), config.0.to_str().unwrap().into()];
