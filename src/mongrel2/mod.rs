@@ -1,0 +1,16 @@
+//! Mongrel2 handlers behind the proxy: the protocol Mongrel2 speaks with its
+//! handlers, so that handlers written for it (in any language) serve HTTP,
+//! websockets and SockJS sessions through the proxy unmodified.
+//!
+//! The codecs here are sans-IO, one concept each:
+//! - [`tnetstring`]: the typed netstrings of headers and bodies;
+//! - [`request`]: the message to a handler, `UUID CONN_ID PATH HEADERS BODY`;
+//! - [`reply`]: a handler's answer, `UUID SIZE:ID ID ID, BODY`;
+//! - [`response`]: the raw HTTP response in those answers, read back;
+//! - [`frames`]: the check of websocket frames a handler encodes.
+
+pub mod frames;
+pub mod reply;
+pub mod request;
+pub mod response;
+pub mod tnetstring;
