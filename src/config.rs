@@ -30,6 +30,7 @@ use crate::sockjs;
 mod auth;
 mod bridge;
 mod checks;
+mod mongrel2;
 mod scale_out;
 pub use bridge::BridgeError;
 use checks::{
@@ -57,7 +58,7 @@ pub enum ConfigError {
     DuplicatePrefix(String),
     #[error("endpoint {0:?} is used twice")]
     DuplicateEndpoint(String),
-    #[error("the config defines no service")]
+    #[error("the config defines no service and no mongrel2 route")]
     NoService,
     #[error("{name} must be {rule}, got {value}")]
     Range {
@@ -75,6 +76,9 @@ pub enum ConfigError {
     /// Connection info and authentication, checked in `config::auth`.
     #[error("{0}")]
     Auth(String),
+    /// `[[mongrel2]]` routes, checked in `config::mongrel2`.
+    #[error("{0}")]
+    Mongrel2(String),
     #[error("bad instance id {0:?}: it must be 1 to 64 letters, digits, '-' or '_'")]
     InstanceId(String),
 }
@@ -86,6 +90,8 @@ pub struct Config {
     pub http_port: u16,
     pub workers: usize,
     pub services: Vec<ServiceConfig>,
+    /// `[[mongrel2]]` routes: URL prefixes served by Mongrel2 handlers.
+    pub mongrel2: Vec<crate::mongrel2::link::Settings>,
     /// Directories served as they are: (url prefix, directory).
     pub static_dirs: Vec<(String, PathBuf)>,
     /// A local sockjs-client file served at [`LOCAL_SOCKJS_URL`].
@@ -126,6 +132,8 @@ struct FileConfig {
     sockjs_client: Option<PathBuf>,
     #[serde(default)]
     service: Vec<FileService>,
+    #[serde(default)]
+    mongrel2: Vec<mongrel2::FileRoute>,
     #[serde(default, rename = "static")]
     static_dirs: Vec<FileStatic>,
 }
@@ -210,7 +218,7 @@ impl Config {
         };
         let services = match file_ref {
             Some(f) => {
-                if f.service.is_empty() {
+                if f.service.is_empty() && f.mongrel2.is_empty() {
                     return Err(ConfigError::NoService);
                 }
                 f.service
@@ -231,6 +239,11 @@ impl Config {
             }],
         };
         check_unique(&services)?;
+        let mongrel2 = match file_ref {
+            Some(f) => mongrel2::routes_from_file(&f.mongrel2, bridge_websocket.max_message_bytes)?,
+            None => Vec::new(),
+        };
+        mongrel2::check_against_services(&mongrel2, &services)?;
 
         let mut static_dirs = Vec::new();
         if let (Some(path), Some(url)) = (&cli.static_path, &cli.static_url) {
@@ -277,6 +290,7 @@ impl Config {
             },
             workers,
             services,
+            mongrel2,
             static_dirs,
             sockjs_client,
             metrics_port: cli.metrics_port,

@@ -34,6 +34,8 @@ pub enum ServerError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Mongrel2(#[from] crate::mongrel2::link::LinkError),
+    #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     #[error("server failed: {0}")]
     Run(std::io::Error),
@@ -64,6 +66,16 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         sources.0.push((service.clone(), backend));
         services.push(service);
     }
+    // Mongrel2 routes: their sockets bound now, their readers started with
+    // the backends'.
+    let mut links = Vec::new();
+    let mut unstarted_links = Vec::new();
+    for settings in &config.mongrel2 {
+        let (link, sub) = crate::mongrel2::link::Link::bind(&zmq, settings.clone())?;
+        links.push(link.clone());
+        unstarted_links.push((link, sub));
+    }
+    let unstarted_links = Arc::new(Mutex::new(unstarted_links));
     let backends: Vec<Arc<Backend>> = sources.0.iter().map(|(_, b)| b.clone()).collect();
     let services = web::Data::new(Services::new(services));
     let metrics_here = config.metrics_port.is_none();
@@ -87,6 +99,15 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                 log::error!("{e}");
             }
         }
+        for (link, sub) in unstarted_links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            if let Err(e) = link.start(sub) {
+                log::error!("{e}");
+            }
+        }
         let mut app = App::new().app_data(services.clone());
         if metrics_here {
             app = app.configure(metrics.clone());
@@ -106,6 +127,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         if let Some(bridge) = &bridge {
             // Bridge mode: its websocket and client script.
             app = app.configure(|c| bridge.mount(c));
+        }
+        for link in &links {
+            let link = link.clone();
+            app = app.configure(|c| crate::mongrel2::route::mount(link, c));
         }
         app.default_service(web::to(dispatch))
     };

@@ -8,9 +8,16 @@
 //! - [`reply`]: a handler's answer, `UUID SIZE:ID ID ID, BODY`;
 //! - [`response`]: the raw HTTP response in those answers, read back;
 //! - [`frames`]: the check of websocket frames a handler encodes.
+//!
+//! And the parts that serve them: [`link`] (the sockets to one route's
+//! handlers), [`route`] (HTTP under a `[[mongrel2]]` route) and
+//! [`websocket`] (websockets under it).
 
 pub mod frames;
+pub mod link;
 pub mod reply;
 pub mod request;
 pub mod response;
+pub mod route;
 pub mod tnetstring;
+mod websocket;

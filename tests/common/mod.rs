@@ -7,7 +7,8 @@
 //! by hand ([`raw_ws`]), hostile clients ([`attack`]), the well-behaved
 //! clients and backends beside them ([`bystanders`]) and what the attacks
 //! cost the proxy ([`meter`]), an auth service and a client of every
-//! transport for the "who is connected" tests ([`who`]).
+//! transport for the "who is connected" tests ([`who`]), and Mongrel2
+//! handlers in Python ([`mongrel2`]).
 //!
 //! Every test binary uses only part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -19,6 +20,7 @@ pub mod bystanders;
 pub mod client;
 pub mod http;
 pub mod meter;
+pub mod mongrel2;
 pub mod procs;
 pub mod raw_ws;
 pub mod who;
@@ -187,6 +189,23 @@ impl Proxy {
                 args: vec!["--config".into(), config.0.to_str().unwrap().into()],
                 http_port: ports[0],
                 services: endpoints,
+                config: Some(config),
+                log: "info".into(),
+            }
+        })
+        .await
+    }
+
+    /// Starts the proxy from a whole config file: `toml` is given `ports`
+    /// free ports, the first of them for HTTP (its `http_port`).
+    pub async fn with_toml(ports: usize, toml: impl Fn(&[u16]) -> String) -> Proxy {
+        Proxy::launch(|| {
+            let p = free_ports(ports);
+            let config = TempFile::new(toml(&p).as_bytes());
+            Launch {
+                args: vec!["--config".into(), config.0.to_str().unwrap().into()],
+                http_port: p[0],
+                services: Vec::new(),
                 config: Some(config),
                 log: "info".into(),
             }
