@@ -117,6 +117,9 @@ pub struct ServiceConfig {
     pub prefix: String,
     pub options: sockjs::Options,
     pub backend: backend::Settings,
+    /// Set for `backend = "mongrel2"`: the sessions go to Mongrel2 handlers
+    /// (`backend` then only names the same two endpoints).
+    pub mongrel2: Option<crate::mongrel2::link::Settings>,
     /// Who may open sessions (see [`crate::auth`]).
     pub auth: crate::auth::Settings,
 }
@@ -149,8 +152,16 @@ struct FileStatic {
 #[serde(deny_unknown_fields)]
 struct FileService {
     prefix: String,
-    push: String,
-    pull: String,
+    push: Option<String>,
+    pull: Option<String>,
+    /// `"zmq"` (the default) or `"mongrel2"`, with the keys below.
+    backend: Option<String>,
+    send_spec: Option<String>,
+    send_ident: Option<String>,
+    recv_spec: Option<String>,
+    recv_ident: Option<String>,
+    protocol: Option<String>,
+    handler_timeout_ms: Option<u64>,
     websocket: Option<bool>,
     cookie_needed: Option<bool>,
     response_limit: Option<usize>,
@@ -235,6 +246,7 @@ impl Config {
                     queue_bytes: backend_queue,
                     engine,
                 },
+                mongrel2: None,
                 auth: auth::auth_from_cli(&cli.who)?,
             }],
         };
@@ -440,12 +452,19 @@ fn service_from_file(
             None => d.connect_headers,
         },
     };
+    let prefix = normalize_prefix(&s.prefix)?;
+    let handler = mongrel2::service_handler(s, &prefix, options.max_message_bytes)?;
+    let (push, pull) = match &handler {
+        Some(h) => (h.send_spec.clone(), h.recv_spec.clone()),
+        None => mongrel2::zmq_endpoints(s, &prefix)?,
+    };
     Ok(ServiceConfig {
-        prefix: normalize_prefix(&s.prefix)?,
+        prefix,
         options,
+        mongrel2: handler,
         backend: backend::Settings {
-            push: endpoint::check(&s.push)?,
-            pull: endpoint::check(&s.pull)?,
+            push: endpoint::check(&push)?,
+            pull: endpoint::check(&pull)?,
             queue_bytes: positive(
                 "backend_queue_bytes",
                 s.backend_queue_bytes.unwrap_or(backend_queue),

@@ -51,7 +51,20 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .scale_out
         .as_ref()
         .map(|c| Arc::new(crate::backend::topology::ScaleOut::new(c)));
+    let mut unstarted_links = Vec::new();
     for s in &config.services {
+        if let Some(handler) = &s.mongrel2 {
+            // A SockJS service served by Mongrel2 handlers.
+            let (link, sub) = crate::mongrel2::link::Link::bind(&zmq, handler.clone())?;
+            unstarted_links.push((link.clone(), sub));
+            let admission = crate::auth::Authenticator::new(&s.auth, &zmq)?
+                .map(|a| Arc::new(a) as Arc<dyn crate::sockjs::admission::Admission>);
+            let app = Arc::new(crate::mongrel2::sessions::Sessions::new(link));
+            let options = s.options.clone();
+            let service = Service::new(s.prefix.clone(), options, app).with_admission(admission);
+            services.push(Arc::new(service));
+            continue;
+        }
         let (backend, sockets) = match &scale {
             Some(scale) => Backend::connect(&zmq, &s.prefix, &s.backend, scale.clone())?,
             None => Backend::bind(&zmq, &s.prefix, &s.backend)?,
@@ -68,11 +81,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     }
     // Mongrel2 routes: their sockets bound now, their readers started with
     // the backends'.
-    let mut links = Vec::new();
-    let mut unstarted_links = Vec::new();
+    let mut routes = Vec::new();
     for settings in &config.mongrel2 {
         let (link, sub) = crate::mongrel2::link::Link::bind(&zmq, settings.clone())?;
-        links.push(link.clone());
+        routes.push(link.clone());
         unstarted_links.push((link, sub));
     }
     let unstarted_links = Arc::new(Mutex::new(unstarted_links));
@@ -128,7 +140,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             // Bridge mode: its websocket and client script.
             app = app.configure(|c| bridge.mount(c));
         }
-        for link in &links {
+        for link in &routes {
             let link = link.clone();
             app = app.configure(|c| crate::mongrel2::route::mount(link, c));
         }

@@ -105,6 +105,78 @@ pub(super) fn protocol(name: Option<&str>) -> Result<Protocol, ConfigError> {
     }
 }
 
+/// A `[[service]]`'s Mongrel2 handler: `Some` for `backend = "mongrel2"`
+/// (which takes the handler keys and not `push`/`pull`).
+pub(super) fn service_handler(
+    s: &super::FileService,
+    prefix: &str,
+    max_message_bytes: usize,
+) -> Result<Option<Settings>, ConfigError> {
+    let service = if prefix.is_empty() { "/" } else { prefix };
+    let handler_keys = [
+        ("send_spec", s.send_spec.is_some()),
+        ("send_ident", s.send_ident.is_some()),
+        ("recv_spec", s.recv_spec.is_some()),
+        ("recv_ident", s.recv_ident.is_some()),
+        ("protocol", s.protocol.is_some()),
+        ("handler_timeout_ms", s.handler_timeout_ms.is_some()),
+    ];
+    match s.backend.as_deref() {
+        None | Some("zmq") => match handler_keys.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(bad(format!(
+                "service {service}: {key} needs backend = \"mongrel2\""
+            ))),
+            None => Ok(None),
+        },
+        Some("mongrel2") => {
+            if s.push.is_some() || s.pull.is_some() {
+                return Err(bad(format!(
+                    "service {service}: a mongrel2 backend takes send_spec and recv_spec, not push and pull"
+                )));
+            }
+            let need = |key: &str, v: &Option<String>| {
+                v.clone().ok_or_else(|| {
+                    bad(format!(
+                        "service {service}: backend = \"mongrel2\" needs {key}"
+                    ))
+                })
+            };
+            let file = FileRoute {
+                route: if prefix.is_empty() {
+                    "/".into()
+                } else {
+                    prefix.into()
+                },
+                send_spec: need("send_spec", &s.send_spec)?,
+                send_ident: need("send_ident", &s.send_ident)?,
+                recv_spec: need("recv_spec", &s.recv_spec)?,
+                recv_ident: s.recv_ident.clone().unwrap_or_default(),
+                protocol: s.protocol.clone(),
+                handler_timeout_ms: s.handler_timeout_ms,
+                max_message_bytes: Some(max_message_bytes),
+            };
+            Ok(routes_from_file(&[file], max_message_bytes)?.pop())
+        }
+        Some(other) => Err(bad(format!(
+            "service {service}: bad backend {other:?}: it must be \"zmq\" or \"mongrel2\""
+        ))),
+    }
+}
+
+/// A zmq service's `push` and `pull`, which it must have.
+pub(super) fn zmq_endpoints(
+    s: &super::FileService,
+    prefix: &str,
+) -> Result<(String, String), ConfigError> {
+    let service = if prefix.is_empty() { "/" } else { prefix };
+    match (&s.push, &s.pull) {
+        (Some(push), Some(pull)) => Ok((push.clone(), pull.clone())),
+        _ => Err(bad(format!(
+            "service {service}: push and pull are required"
+        ))),
+    }
+}
+
 /// Routes and services share the URL space and the endpoints: no prefix
 /// and no endpoint twice.
 pub(super) fn check_against_services(
@@ -189,5 +261,28 @@ mod tests {
         );
         let spec = OK.replace("tcp://127.0.0.1:9997", "udp://x");
         assert!(route(&spec).is_err());
+    }
+
+    #[test]
+    fn a_service_with_a_mongrel2_backend() {
+        let service = |toml: &str| {
+            let s: crate::config::FileService = toml::from_str(toml).unwrap();
+            service_handler(&s, "/chat", 500)
+        };
+        let ok = "prefix = \"/chat\"\nbackend = \"mongrel2\"\nsend_spec = \"tcp://127.0.0.1:1\"\n\
+                  send_ident = \"abc\"\nrecv_spec = \"tcp://127.0.0.1:2\"\n";
+        let h = service(ok).unwrap().unwrap();
+        assert_eq!(
+            (h.route.as_str(), h.send_ident.as_str(), h.max_message_bytes),
+            ("/chat", "abc", 500)
+        );
+        let err = |toml: &str| service(toml).unwrap_err().to_string();
+        assert!(err(&format!("{ok}push = \"tcp://127.0.0.1:3\"")).contains("not push and pull"));
+        assert!(err(&ok.replace("send_ident = \"abc\"\n", "")).contains("needs send_ident"));
+        assert!(err(&ok.replace("mongrel2", "http")).contains("bad backend"));
+        let zmq =
+            "prefix = \"/chat\"\npush = \"tcp://127.0.0.1:3\"\npull = \"tcp://127.0.0.1:4\"\n";
+        assert!(service(zmq).unwrap().is_none());
+        assert!(err(&format!("{zmq}send_spec = \"tcp://127.0.0.1:1\"")).contains("needs backend"));
     }
 }

@@ -85,6 +85,17 @@ impl FrameChecker {
     }
 }
 
+/// The frames of a body [`FrameChecker::check`] accepted: (FIN, opcode,
+/// payload) each. Stops at the first malformed frame.
+pub fn each(body: &[u8]) -> impl Iterator<Item = (bool, u8, &[u8])> {
+    let mut rest = body;
+    std::iter::from_fn(move || {
+        let (frame, after) = split_frame(rest).ok()?;
+        rest = after;
+        Some((frame.fin, frame.opcode, frame.payload))
+    })
+}
+
 struct Frame<'a> {
     fin: bool,
     opcode: u8,
@@ -215,6 +226,13 @@ mod tests {
                 close: true
             })
         );
+        let frames: Vec<_> = each(&body).collect();
+        let expected: Vec<(bool, u8, &[u8])> = vec![
+            (true, 1, b"one"),
+            (true, 10, b""),
+            (true, 8, b"\x03\xe8bye"),
+        ];
+        assert_eq!(frames, expected);
     }
 
     #[test]

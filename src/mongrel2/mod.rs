@@ -11,7 +11,8 @@
 //!
 //! And the parts that serve them: [`link`] (the sockets to one route's
 //! handlers), [`route`] (HTTP under a `[[mongrel2]]` route) and
-//! [`websocket`] (websockets under it).
+//! [`websocket`] (websockets under it); and [`sessions`], SockJS sessions
+//! served by Mongrel2 websocket handlers (`backend = "mongrel2"`).
 
 pub mod frames;
 pub mod link;
@@ -19,5 +20,6 @@ pub mod reply;
 pub mod request;
 pub mod response;
 pub mod route;
+pub mod sessions;
 pub mod tnetstring;
 mod websocket;

@@ -100,6 +100,12 @@ impl Handler {
     }
 }
 
+impl From<Child> for Handler {
+    fn from(child: Child) -> Handler {
+        Handler(child)
+    }
+}
+
 impl Drop for Handler {
     fn drop(&mut self) {
         self.kill();
