@@ -15,6 +15,15 @@ const PREFIX: &str = "/chat";
 /// The proxy with a Mongrel2-served SockJS service at [`PREFIX`], its
 /// handler, and the endpoints.
 async fn start() -> (Proxy, common::mongrel2::Handler) {
+    start_with(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/common/m2_handler.py"
+    ))
+    .await
+}
+
+/// As [`start`], with the handler `script`.
+async fn start_with(script: &str) -> (Proxy, common::mongrel2::Handler) {
     let ports = std::sync::Mutex::new(Vec::new());
     let proxy = Proxy::with_toml(3, |p| {
         *ports.lock().unwrap() = p.to_vec();
@@ -28,7 +37,6 @@ async fn start() -> (Proxy, common::mongrel2::Handler) {
     })
     .await;
     let p = ports.into_inner().unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/m2_handler.py");
     let child = std::process::Command::new("python3")
         .args([
             script,
@@ -39,7 +47,8 @@ async fn start() -> (Proxy, common::mongrel2::Handler) {
         .spawn()
         .unwrap();
     let handler = common::mongrel2::Handler::from(child);
-    // Ready when a session's message comes back.
+    // Ready when a session's message comes back (the chat room sends it
+    // back too: to everyone, which is the one session).
     let deadline = Instant::now() + IO_LIMIT;
     let mut n = 0;
     loop {
@@ -152,6 +161,47 @@ async fn one_reply_reaches_every_sockjs_session() {
         for c in &mut clients {
             assert_eq!(ws::messages(c, 1).await, ["everyone"]);
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_chat_sample_delivers_each_message_to_every_session() {
+    need_python!("the_chat_sample_delivers_each_message_to_every_session");
+    bounded(async {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/m2_chat.py");
+        let (proxy, _h) = start_with(script).await;
+        let port = proxy.http_port;
+        let mut a = ws::connect(port, &format!("{PREFIX}/000/chat-a/websocket")).await;
+        assert_eq!(ws::text(&mut a).await, "o");
+        let mut b = ws::connect(port, &format!("{PREFIX}/000/chat-b/websocket")).await;
+        assert_eq!(ws::text(&mut b).await, "o");
+        // xhr-streaming is a room member like the others.
+        let mut x = Frames::open(
+            port,
+            "POST",
+            &format!("{PREFIX}/000/chat-x/xhr_streaming"),
+            Wire::Newline,
+        )
+        .await;
+        x.prelude(2049).await;
+        assert_eq!(x.next().await, "o");
+        // Each session's handshake went to the handler when it opened,
+        // before anything below: all three are in the room.
+        ws::send(&mut a, "[\"anyone?\"]").await;
+        assert_eq!(ws::messages(&mut a, 1).await, ["anyone?"]);
+        assert_eq!(ws::messages(&mut b, 1).await, ["anyone?"]);
+        assert_eq!(x.next().await, "a[\"anyone?\"]");
+        let sent = post(
+            port,
+            &format!("{PREFIX}/000/chat-x/xhr_send"),
+            b"[\"hello room\"]",
+        )
+        .await;
+        assert_eq!(sent.status, 204);
+        assert_eq!(x.next().await, "a[\"hello room\"]");
+        assert_eq!(ws::messages(&mut a, 1).await, ["hello room"]);
+        assert_eq!(ws::messages(&mut b, 1).await, ["hello room"]);
     })
     .await;
 }
