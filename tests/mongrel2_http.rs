@@ -172,6 +172,8 @@ async fn no_handler_connected_gives_502() {
         let r = get(m2.proxy.http_port, "/m2/echo").await;
         assert_eq!(r.status, 502);
         assert!(m2.proxy.stderr_contains("no handler connected"));
+        let key = "sockjsproxy_mongrel2_errors_total{route=\"/m2\",reason=\"no_handler\"}";
+        assert_eq!(m2.proxy.metric(key).await, 1.0);
     })
     .await;
 }
@@ -189,6 +191,8 @@ async fn a_handler_that_does_not_answer_gives_504_and_hears_the_disconnect() {
         assert_eq!(r.status, 504);
         assert!(start.elapsed() >= std::time::Duration::from_millis(450));
         assert!(m2.proxy.stderr_contains("no answer within"));
+        let key = "sockjsproxy_mongrel2_errors_total{route=\"/m2\",reason=\"timeout\"}";
+        assert_eq!(m2.proxy.metric(key).await, 1.0);
         let after = get(m2.proxy.http_port, "/m2/disconnects").await;
         let after: Vec<u64> = serde_json::from_slice(&after.body).unwrap();
         assert_eq!(after.len(), before.len() + 1, "{before:?} {after:?}");
@@ -240,6 +244,13 @@ async fn replies_for_unknown_connections_and_malformed_replies_are_dropped_and_l
         // Nothing of it reached anyone; the route still serves.
         let r = request(m2.proxy.http_port, "GET", "/m2/echo", &[], b"").await;
         assert_eq!(r.status, 200);
+        for reason in ["unknown_connection", "bad_reply"] {
+            let key =
+                format!("sockjsproxy_mongrel2_errors_total{{route=\"/m2\",reason=\"{reason}\"}}");
+            assert!(m2.proxy.metric(&key).await >= 1.0, "{reason}");
+        }
+        let requests = "sockjsproxy_mongrel2_requests_total{route=\"/m2\"}";
+        assert!(m2.proxy.metric(requests).await >= 2.0);
     })
     .await;
 }

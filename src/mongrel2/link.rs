@@ -164,6 +164,7 @@ impl Link {
             next_id: AtomicU64::new(1),
             stats: Stats::default(),
         });
+        super::metrics::enrol(&link);
         Ok((link, Sub(sub)))
     }
 

@@ -12,10 +12,12 @@
 //! And the parts that serve them: [`link`] (the sockets to one route's
 //! handlers), [`route`] (HTTP under a `[[mongrel2]]` route) and
 //! [`websocket`] (websockets under it); and [`sessions`], SockJS sessions
-//! served by Mongrel2 websocket handlers (`backend = "mongrel2"`).
+//! served by Mongrel2 websocket handlers (`backend = "mongrel2"`); their
+//! [`metrics`] per route.
 
 pub mod frames;
 pub mod link;
+pub(crate) mod metrics;
 pub mod reply;
 pub mod request;
 pub mod response;
