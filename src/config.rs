@@ -488,6 +488,7 @@ pub fn peer_endpoints(program: &str) -> Vec<backend::peer::Endpoints> {
     config
         .services
         .into_iter()
+        .filter(|s| s.mongrel2.is_none())
         .map(|s| backend::peer::Endpoints {
             name: match s.prefix.as_str() {
                 "" => "/".to_string(),

@@ -171,7 +171,7 @@ async fn no_handler_connected_gives_502() {
         let m2 = M2::start("json", "").await;
         let r = get(m2.proxy.http_port, "/m2/echo").await;
         assert_eq!(r.status, 502);
-        assert!(m2.proxy.stderr_contains("no handler connected"));
+        m2.proxy.wait_for_logs("no handler connected", 1).await;
         let key = "sockjsproxy_mongrel2_errors_total{route=\"/m2\",reason=\"no_handler\"}";
         assert_eq!(m2.proxy.metric(key).await, 1.0);
     })
@@ -190,7 +190,7 @@ async fn a_handler_that_does_not_answer_gives_504_and_hears_the_disconnect() {
         let r = get(m2.proxy.http_port, "/m2/silent").await;
         assert_eq!(r.status, 504);
         assert!(start.elapsed() >= std::time::Duration::from_millis(450));
-        assert!(m2.proxy.stderr_contains("no answer within"));
+        m2.proxy.wait_for_logs("no answer within", 1).await;
         let key = "sockjsproxy_mongrel2_errors_total{route=\"/m2\",reason=\"timeout\"}";
         assert_eq!(m2.proxy.metric(key).await, 1.0);
         let after = get(m2.proxy.http_port, "/m2/disconnects").await;
@@ -209,10 +209,9 @@ async fn a_reply_that_is_not_http_gives_502_and_a_log_line() {
         let r = get(m2.proxy.http_port, "/m2/garbage").await;
         assert_eq!(r.status, 502);
         assert!(r.text().contains("bad handler response"), "{}", r.text());
-        assert!(
-            m2.proxy
-                .stderr_contains("mongrel2 handler responses refused")
-        );
+        m2.proxy
+            .wait_for_logs("mongrel2 handler responses refused", 1)
+            .await;
         // The route goes on serving.
         assert_eq!(get(m2.proxy.http_port, "/m2/echo").await.status, 200);
     })
