@@ -141,13 +141,19 @@ pub struct Cli {
     #[arg(long)]
     pub poll_batch_ms: Option<u64>,
 
-    /// Serve /metrics and /healthz on this port instead of the HTTP port.
+    /// Serve /metrics (and /healthz) on this port, on --metrics-address.
+    /// Without it, /metrics is not served unless --metrics-public.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub metrics_port: Option<u16>,
 
-    /// Address of the --metrics-port listener.
+    /// Address of the --metrics-port listener (loopback unless said otherwise).
     #[arg(long, default_value = "127.0.0.1")]
     pub metrics_address: String,
+
+    /// Also serve /metrics on the public HTTP port: anyone who reaches it
+    /// reads the counters. /healthz is always public.
+    #[arg(long)]
+    pub metrics_public: bool,
 
     /// How long shutdown may take, in ms: sessions are closed and backends told
     /// within it.

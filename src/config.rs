@@ -30,12 +30,14 @@ use crate::sockjs;
 mod auth;
 mod bridge;
 mod checks;
+mod exposure;
 mod mongrel2;
 mod scale_out;
 pub use bridge::BridgeError;
 use checks::{
     check_unique, millis, normalize_prefix, poll_batch, positive, static_dir, tcp_endpoint,
 };
+pub use exposure::warnings;
 /// Where the proxy serves a local sockjs-client copy.
 pub const LOCAL_SOCKJS_URL: &str = "/sockjs-client/sockjs.min.js";
 /// Where a local copy is looked for when `--sockjs-client` is not given.
@@ -99,6 +101,8 @@ pub struct Config {
     /// A separate port for /metrics and /healthz.
     pub metrics_port: Option<u16>,
     pub metrics_address: String,
+    /// /metrics on the public HTTP port as well.
+    pub metrics_public: bool,
     /// How long a graceful shutdown may take.
     pub shutdown_linger: Duration,
     /// Certificate chain and key files for HTTPS.
@@ -218,6 +222,7 @@ impl Config {
         let bridge_websocket = crate::websocket::Settings {
             max_message_bytes: defaults.max_message_bytes,
             ping: defaults.websocket_ping,
+            backlog: None,
         };
         let backend_queue = positive(
             "backend_queue_bytes",
@@ -307,6 +312,7 @@ impl Config {
             sockjs_client,
             metrics_port: cli.metrics_port,
             metrics_address: cli.metrics_address.clone(),
+            metrics_public: cli.metrics_public,
             tls: cli.tls_cert.clone().zip(cli.tls_key.clone()),
             shutdown_linger: millis(
                 "shutdown_linger_ms",

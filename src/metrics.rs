@@ -115,12 +115,16 @@ pub fn configure(sources: Sources) -> impl Fn(&mut web::ServiceConfig) + Clone {
                         .body(text)
                 }
             }),
-        )
-        .route(
-            "/healthz",
-            web::get().to(|| async { HttpResponse::Ok().content_type("text/plain").body("ok\n") }),
         );
     }
+}
+
+/// `GET /healthz`: `ok` while the server runs. Public wherever `/metrics` is.
+pub fn health(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/healthz",
+        web::get().to(|| async { HttpResponse::Ok().content_type("text/plain").body("ok\n") }),
+    );
 }
 
 /// Writes one counter family: its descriptor, then a sample per label set.

@@ -43,6 +43,9 @@ pub enum ServerError {
 
 /// Runs the proxy until it is told to stop. Must run inside an actix system.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    // Said once everything is bound and listening, so a start-up error stays
+    // the only line of a failed start.
+    let exposed = crate::config::warnings(&config);
     let zmq = tmq::Context::new();
     let mut services = Vec::new();
     let mut sources = Sources::default();
@@ -90,7 +93,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let unstarted_links = Arc::new(Mutex::new(unstarted_links));
     let backends: Vec<Arc<Backend>> = sources.0.iter().map(|(_, b)| b.clone()).collect();
     let services = web::Data::new(Services::new(services));
-    let metrics_here = config.metrics_port.is_none();
+    let metrics_here = config.metrics_public;
     let metrics = metrics::configure(sources.clone());
     let static_dirs = config.static_dirs.clone();
     let sockjs_client = config.sockjs_client.clone();
@@ -124,6 +127,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         if metrics_here {
             app = app.configure(metrics.clone());
         }
+        app = app.configure(metrics::health);
         if let Some(path) = sockjs_client.clone() {
             app = app.route(
                 LOCAL_SOCKJS_URL,
@@ -169,21 +173,36 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         Some(port) => {
             let address = format!("{}:{port}", config.metrics_address);
             let configure = metrics::configure(sources);
-            let server = HttpServer::new(move || App::new().configure(configure.clone()))
-                .workers(1)
-                .disable_signals()
-                .bind(&address)
-                .map_err(|source| ServerError::Listen {
-                    address: address.clone(),
-                    source,
-                })?
-                .run();
+            let server = HttpServer::new(move || {
+                App::new()
+                    .configure(configure.clone())
+                    .configure(metrics::health)
+            })
+            .workers(1)
+            .disable_signals()
+            .bind(&address)
+            .map_err(|source| ServerError::Listen {
+                address: address.clone(),
+                source,
+            })?
+            .run();
             log::info!("metrics on http://{address}/metrics");
             Some(server)
         }
-        None => None,
+        None if config.metrics_public => None,
+        None => {
+            log::info!(
+                "/metrics not served: --metrics-port PORT serves it on {}, \
+                 --metrics-public on the HTTP port",
+                config.metrics_address
+            );
+            None
+        }
     };
     crate::ratelog::spawn_flusher();
+    for line in &exposed {
+        log::warn!("{line}");
+    }
     let handle = server.handle();
     let metrics_handle = metrics_server.as_ref().map(|s| s.handle());
     actix_web::rt::spawn(async move {

@@ -12,7 +12,12 @@
 //!   them back (at most [`ACCEPTED_LIMIT_MIB`] taken by `xhr_send`);
 //! * 100 sessions whose clients do not read while a backend sends each 1 MiB
 //!   messages: each session's outbound queue is bounded in bytes, and the
-//!   session closes with `c[3001,"Outgoing queue full"]`.
+//!   session closes with `c[3001,"Outgoing queue full"]`;
+//! * 100 sessions whose clients send 1 MiB messages to an echo backend and
+//!   read nothing: once half a session's outbound bytes wait for its client,
+//!   the client is not read either, so its echoes stop piling up; the
+//!   sessions stay open and lose nothing, and a client that reads again gets
+//!   every echo.
 //!
 //! A watchdog stops an attack the moment the proxy passes 512 MiB (see
 //! `common::meter`), so that an undefended proxy fails fast instead of
@@ -28,7 +33,7 @@ use common::attack::{self, MIB, Wire};
 use common::backend::Backend;
 use common::bystanders;
 use common::meter::{RSS_LIMIT_KIB, Stop, Watchdog};
-use common::{PREFIX, Proxy, bounded, http, ws};
+use common::{IO_LIMIT, PREFIX, Proxy, bounded, http, ws};
 use tokio_tungstenite::tungstenite;
 
 /// How long each streaming attack runs at most.
@@ -214,8 +219,17 @@ async fn with_no_backend_floods_of_1_mib_messages_are_held_back_within_the_memor
 /// A SockJS websocket whose receive buffer is small, so that what the proxy
 /// cannot send piles up in the proxy rather than in this test's kernel.
 async fn small_window_websocket(port: u16) -> ws::Ws {
+    small_buffers_websocket(port, None).await
+}
+
+/// The same, with a small send buffer too when `send` says so, so that what
+/// the client writes while the proxy does not read it stays in the client.
+async fn small_buffers_websocket(port: u16, send: Option<u32>) -> ws::Ws {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
+    if let Some(bytes) = send {
+        socket.set_send_buffer_size(bytes).unwrap();
+    }
     let stream = socket
         .connect(([127, 0, 0, 1], port).into())
         .await
@@ -277,7 +291,7 @@ async fn sessions_that_do_not_read_1_mib_messages_close_with_3001_within_the_mem
 }
 
 #[tokio::test]
-async fn sessions_that_do_not_read_the_echoes_of_their_own_1_mib_messages_close_with_3001() {
+async fn sessions_that_do_not_read_the_echoes_of_their_own_1_mib_messages_are_not_read_either() {
     let _serial = attack::one_at_a_time().await;
     bounded(async {
         const SESSIONS: usize = 100;
@@ -314,26 +328,111 @@ async fn sessions_that_do_not_read_the_echoes_of_their_own_1_mib_messages_close_
         }
         let name = "100 sessions not reading the echoes of their 1 MiB messages";
         let cost = dog.finish(name);
-        eprintln!("{name}: clients sent {sent} MiB");
+        let key = |what: &str| format!("sockjsproxy_{what}{{service=\"{PREFIX}\",");
+        let taken = proxy
+            .metric(&format!("{}direction=\"in\"}}", key("messages_total")))
+            .await;
+        let full = proxy
+            .metric(&format!("{}reason=\"queue_full\"}}", key("dropped_total")))
+            .await;
+        let open = proxy
+            .metric(&format!(
+                "{}transport=\"websocket\"}}",
+                key("sessions_open")
+            ))
+            .await;
+        eprintln!("{name}: clients sent {sent} MiB, the proxy took {taken} messages");
         cost.assert_within_issue_bound(name);
-        let mut ends = std::collections::BTreeMap::<String, usize>::new();
-        for client in clients.iter_mut() {
-            let end = loop {
-                match tokio::time::timeout(Duration::from_secs(5), ws::next(client)).await {
-                    Err(_) => break "still open".to_string(),
-                    Ok(tungstenite::Message::Text(f)) if f.starts_with('c') => break f,
-                    Ok(tungstenite::Message::Close(_)) => break "close without c[...]".to_string(),
-                    Ok(_) => {}
-                }
-            };
-            *ends.entry(end).or_default() += 1;
-        }
-        eprintln!("{name}: sessions ended {ends:?}");
-        assert_eq!(
-            ends.get(r#"c[3001,"Outgoing queue full"]"#),
-            Some(&SESSIONS),
-            "{name}: {ends:?}"
+        // Held back, not closed: nothing dropped, every session still open
+        // (the probe too), and each was read only until its echoes backed up.
+        assert_eq!(full, 0.0, "{name}: echoes dropped as queue_full");
+        assert_eq!(open, (SESSIONS + 1) as f64, "{name}: sessions closed");
+        assert!(
+            taken <= (1 + SESSIONS * 6) as f64,
+            "{name}: the proxy took {taken} messages from clients that read nothing"
         );
+        ws::send(&mut probe, r#"["still here"]"#).await;
+        assert_eq!(ws::messages(&mut probe, 1).await, ["still here"]);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_not_read_until_it_reads_again() {
+    let _serial = attack::one_at_a_time().await;
+    bounded(async {
+        const COUNT: usize = 40;
+        let proxy = Proxy::start().await;
+        let _echo = bystanders::ZmqEcho::start(&proxy.services[0]);
+        let client = small_buffers_websocket(proxy.http_port, Some(4096)).await;
+        let (mut sink, mut stream) = futures_util::StreamExt::split(client);
+        // 40 messages of 256 KiB, 10 MiB in all: ten times the session's
+        // outgoing queue (1 MiB), sent while nothing is read, one every 20
+        // ms (the echo of one is back before the next).
+        let writer = tokio::spawn(async move {
+            for i in 0..COUNT {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let body = format!("{i:02}{}", "x".repeat(256 * 1024));
+                let frame = serde_json::to_string(&[body]).unwrap();
+                let send =
+                    futures_util::SinkExt::send(&mut sink, tungstenite::Message::Text(frame));
+                if send.await.is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let key = format!("sockjsproxy_messages_total{{service=\"{PREFIX}\",direction=\"in\"}}");
+        let taken = proxy.metric(&key).await;
+        assert!(
+            taken < COUNT as f64 / 2.0,
+            "the proxy took {taken} of {COUNT} messages from a client reading nothing"
+        );
+        assert!(!writer.is_finished(), "all sent while nothing was read");
+        // Reading again: the echoes come in order, and the proxy reads on.
+        // (What the kernels hold of the client's writes comes in one burst
+        // once the proxy reads again: with the usual buffers of some MiB, its
+        // echoes can overflow the 1 MiB queue and the session ends with 3001,
+        // or a reset while the client's data is still unread. This client's
+        // small send buffer keeps the burst within the queue.)
+        let mut echoed = 0;
+        let end = loop {
+            let next = tokio::time::timeout(IO_LIMIT, futures_util::StreamExt::next(&mut stream));
+            let message = match next.await.expect("no echo in time").expect("ended") {
+                Ok(message) => message,
+                // Closed with input unread, the kernel resets the connection.
+                Err(tungstenite::Error::Protocol(_) | tungstenite::Error::Io(_)) => {
+                    break "reset".to_string();
+                }
+                Err(e) => panic!("after {echoed} echoes: {e}"),
+            };
+            match message {
+                tungstenite::Message::Text(frame) if frame.starts_with('a') => {
+                    let batch: Vec<String> = serde_json::from_str(&frame[1..]).unwrap();
+                    for m in batch {
+                        assert_eq!(&m[..2], format!("{echoed:02}"), "echo out of order");
+                        echoed += 1;
+                    }
+                    if echoed == COUNT {
+                        break "all echoed".to_string();
+                    }
+                }
+                tungstenite::Message::Text(h) if h == "h" => {}
+                tungstenite::Message::Text(close) => break close,
+                tungstenite::Message::Ping(_) => {}
+                other => panic!("after {echoed} echoes: {other:?}"),
+            }
+        };
+        eprintln!("a client reading again: {echoed} of {COUNT} echoed, then {end}");
+        assert!(
+            echoed as f64 > taken + 4.0,
+            "{echoed} echoes after the proxy had taken {taken}: not read again"
+        );
+        assert!(
+            ["all echoed", "reset", r#"c[3001,"Outgoing queue full"]"#].contains(&end.as_str()),
+            "{end}"
+        );
+        writer.abort();
     })
     .await
 }

@@ -4,7 +4,9 @@
 //! messages are dropped (`dropped_total` by reason: `queue_full` after a
 //! session's outgoing queue overflows, `bad_backend_message` after a garbage
 //! backend frame, `unknown_session` after a message for no session); on the
-//! main port, and on `--metrics-port`, which takes them off the main port.
+//! main port with `--metrics-public` (the test launcher's default), on
+//! `--metrics-port` only when that is given, and nowhere public by default,
+//! while `/healthz` stays public.
 
 mod common;
 
@@ -157,7 +159,7 @@ async fn drops_are_counted_by_reason() {
 }
 
 #[tokio::test]
-async fn metrics_port_serves_the_metrics_and_takes_them_off_the_main_port() {
+async fn metrics_port_serves_the_metrics_and_healthz_stays_on_the_main_port() {
     bounded(async {
         let metrics_port = free_port();
         let args = move || vec!["--metrics-port".to_string(), metrics_port.to_string()];
@@ -167,7 +169,11 @@ async fn metrics_port_serves_the_metrics_and_takes_them_off_the_main_port() {
         let health = http::get(metrics_port, "/healthz").await;
         assert_eq!((health.status, health.text().trim()), (200, "ok"));
         assert_eq!(http::get(proxy.http_port, "/metrics").await.status, 404);
-        assert_eq!(http::get(proxy.http_port, "/healthz").await.status, 404);
+        let public_health = http::get(proxy.http_port, "/healthz").await;
+        assert_eq!(
+            (public_health.status, public_health.text().trim()),
+            (200, "ok")
+        );
 
         let mut ws = ws::connect(proxy.http_port, &Proxy::session_path("p", "websocket")).await;
         assert_eq!(ws::text(&mut ws).await, "o");
@@ -177,6 +183,34 @@ async fn metrics_port_serves_the_metrics_and_takes_them_off_the_main_port() {
         ws::send(&mut ws, r#"["x"]"#).await;
         assert_eq!(ws::messages(&mut ws, 1).await, ["x"]);
         wait_for(metrics_port, &messages("out"), 1.0).await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn metrics_are_not_public_by_default() {
+    bounded(async {
+        // Any --metrics flag keeps the launcher from adding --metrics-public;
+        // this one states the default.
+        let args = || vec!["--metrics-address".to_string(), "127.0.0.1".to_string()];
+        let proxy = Proxy::with_args("", args, "info").await;
+        proxy.wait_for_log("/metrics not served").await;
+        assert_eq!(http::get(proxy.http_port, "/metrics").await.status, 404);
+        assert_eq!(http::get(proxy.http_port, "/healthz").await.status, 200);
+        assert!(!proxy.stderr_contains("--metrics-public: /metrics is served"));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn metrics_public_serves_them_on_the_main_port_with_a_warning() {
+    bounded(async {
+        let args = || vec!["--metrics-public".to_string()];
+        let proxy = Proxy::with_args("", args, "info").await;
+        proxy
+            .wait_for_log("--metrics-public: /metrics is served")
+            .await;
+        let _ = scrape(proxy.http_port).await;
     })
     .await
 }

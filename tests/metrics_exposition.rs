@@ -201,7 +201,7 @@ async fn every_family_is_read_once_with_both_services_and_escaped_labels() {
             }
             assert_eq!(
                 with_service,
-                13,
+                14,
                 "{format}: per-service families: {:?}",
                 families.keys()
             );

@@ -119,7 +119,7 @@ fn auth_service(stop: Arc<AtomicBool>) -> Result<(String, std::thread::JoinHandl
                         .and_then(|q| q.strip_prefix("n="))
                         .and_then(|n| n.parse().ok())
                         .unwrap_or(1);
-                    let answer = if n % 2 == 0 {
+                    let answer = if n.is_multiple_of(2) {
                         serde_json::json!({"allow": true, "user": format!("u{n}")})
                     } else {
                         serde_json::json!({"allow": false, "reason": "odd"})

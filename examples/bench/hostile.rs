@@ -42,7 +42,10 @@ pub struct Plan {
 /// before counting the message lost.
 const PERIOD: Duration = Duration::from_millis(100);
 const PATIENCE: Duration = Duration::from_secs(5);
-/// The issue's memory bound.
+/// The issue's memory bound, for one attack kind alone ("no single attack
+/// takes the proxy past 512 MiB"). Several kinds at once add up (each holds
+/// its own messages of up to `max_message_bytes` per client): their run is
+/// judged against the guard instead.
 const BOUND_KIB: u64 = 512 * 1024;
 
 pub async fn run(setup: &Setup, plan: Plan) -> Result<bool, Error> {
@@ -260,7 +263,12 @@ async fn round(setup: &Setup, plan: &Plan, kinds: &[char]) -> Result<(bool, Stri
     let log = std::fs::read(setup.out_dir.join(format!("{name}.log"))).unwrap_or_default();
     let log_lines = log.iter().filter(|&&b| b == b'\n').count();
     let lost = seen.sent - seen.echoed;
-    let ok = lost == 0 && broken.is_empty() && peak_kib <= BOUND_KIB && !guard_hit;
+    let bound_kib = if kinds.len() == 1 {
+        BOUND_KIB
+    } else {
+        plan.guard_kib
+    };
+    let ok = lost == 0 && broken.is_empty() && peak_kib <= bound_kib && !guard_hit;
 
     let mut md = format!(
         "\n## Hostile run: kinds {} × {} clients, {} healthy SockJS websocket sessions, {:.0} s{}\n\n\
@@ -287,7 +295,16 @@ async fn round(setup: &Setup, plan: &Plan, kinds: &[char]) -> Result<(bool, Stri
     );
     row(
         "proxy peak RSS (VmHWM)",
-        format!("{:.1} MiB (bound 512 MiB)", peak_kib as f64 / 1024.0),
+        format!(
+            "{:.1} MiB (bound {} MiB{})",
+            peak_kib as f64 / 1024.0,
+            bound_kib / 1024,
+            if kinds.len() == 1 {
+                ""
+            } else {
+                ", kinds at once"
+            }
+        ),
     );
     row(
         "proxy CPU",

@@ -51,6 +51,24 @@ pub fn connect_endpoint(bound: &str) -> String {
     bound.to_string()
 }
 
+/// Whether peers on other hosts can reach a bound endpoint: a `tcp://` one
+/// whose host is not a loopback address or `localhost` (a wildcard, an
+/// interface name or a routable address). `ipc://` and `inproc://` stay on
+/// this host.
+pub fn reachable_from_other_hosts(bound: &str) -> bool {
+    let Some(rest) = bound.strip_prefix("tcp://") else {
+        return false;
+    };
+    let host = rest.rsplit_once(':').map_or(rest, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return false;
+    }
+    !host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +94,28 @@ mod tests {
     fn wildcard_hosts_connect_over_loopback() {
         assert_eq!(connect_endpoint("tcp://*:9241"), "tcp://127.0.0.1:9241");
         assert_eq!(connect_endpoint("tcp://10.0.0.1:1"), "tcp://10.0.0.1:1");
+    }
+
+    #[test]
+    fn only_loopback_and_local_transports_stay_on_this_host() {
+        for local in [
+            "tcp://127.0.0.1:9241",
+            "tcp://127.0.0.2:1",
+            "tcp://localhost:1",
+            "tcp://[::1]:1",
+            "ipc:///tmp/x",
+            "inproc://x",
+        ] {
+            assert!(!reachable_from_other_hosts(local), "{local}");
+        }
+        for open in [
+            "tcp://*:9241",
+            "tcp://0.0.0.0:1",
+            "tcp://10.0.0.1:1",
+            "tcp://eth0:1",
+            "tcp://[::]:1",
+        ] {
+            assert!(reachable_from_other_hosts(open), "{open}");
+        }
     }
 }

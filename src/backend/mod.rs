@@ -20,7 +20,7 @@
 
 mod connect_info;
 pub mod endpoint;
-pub mod frame;
+pub mod event;
 pub mod peer;
 mod reader;
 pub mod topology;
@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 use crate::sockjs::admission::Connected;
 use crate::sockjs::budget::{Budget, Held, MESSAGE_OVERHEAD};
 use crate::sockjs::{Application, SessionHandle, SessionKey};
-use frame::Event;
+use event::Event;
 
 /// An event on its way to the PUSH socket, with the budget bytes it holds
 /// until the writer is done with it.

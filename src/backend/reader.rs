@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::Backend;
-use super::frame::Command;
+use super::event::Command;
 use super::zmtp::pull::Inbox;
 use crate::sockjs::session::GO_AWAY;
 

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::endpoint::connect_endpoint;
-use super::frame::{Command, CommandError, Event};
+use super::event::{Command, CommandError, Event};
 use super::{Backend, BackendError, HWM, LINGER_MS, Sockets};
 
 /// The message type of heartbeats, never sent in single-instance mode.

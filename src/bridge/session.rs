@@ -41,7 +41,7 @@ static CLOSED: Throttle = Throttle::new("bridge: websockets closed, browser not 
 
 /// Who is on the other end of the websocket, for the auth service.
 #[derive(Debug, Clone)]
-pub struct Peer {
+pub struct BrowserInfo {
     pub path: String,
     pub remote_addr: Option<String>,
     /// What the auth service returned for the upgrade, given back on connects.
@@ -76,7 +76,7 @@ struct ReqSocket {
 pub struct BridgeSession {
     bridge: Arc<Bridge>,
     outbox: Outbox,
-    peer: Peer,
+    peer: BrowserInfo,
     sockets: HashMap<String, VirtualSocket>,
     /// Proxy key → identity, to route replies.
     keys: HashMap<u64, String>,
@@ -108,7 +108,7 @@ impl Drop for BridgeSession {
 }
 
 impl BridgeSession {
-    pub fn new(bridge: Arc<Bridge>, outbox: Outbox, peer: Peer) -> BridgeSession {
+    pub fn new(bridge: Arc<Bridge>, outbox: Outbox, peer: BrowserInfo) -> BridgeSession {
         bump(&STATS.websockets_opened);
         STATS.websockets_open.fetch_add(1, Ordering::Relaxed);
         BridgeSession {

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::Bridge;
 use super::outbox::Outbox;
-use super::session::{BridgeSession, BrowserGone, FromBrowser, Peer};
+use super::session::{BridgeSession, BrowserGone, BrowserInfo, FromBrowser};
 use crate::websocket;
 
 pub async fn upgrade(req: HttpRequest, payload: web::Payload, bridge: Arc<Bridge>) -> HttpResponse {
@@ -30,7 +30,7 @@ pub async fn upgrade(req: HttpRequest, payload: web::Payload, bridge: Arc<Bridge
     {
         return forbidden(&format!("origin {origin:?} not allowed"));
     }
-    let mut peer = Peer {
+    let mut peer = BrowserInfo {
         path: req.path().to_string(),
         remote_addr: crate::sockjs::client_address(&req, &bridge.config.trusted_proxies)
             .map(|a| a.to_string()),

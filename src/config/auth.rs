@@ -57,20 +57,17 @@ pub(super) fn connect_from_cli(who: &WhoArgs, d: &crate::sockjs::Options) -> (bo
 
 /// The default service's authentication, from the flags.
 pub(super) fn auth_from_cli(who: &WhoArgs) -> Result<Settings, ConfigError> {
-    let jwt = match &who.auth_jwt_key {
-        None => None,
-        Some(key_file) => Some(FileJwt {
-            key_file: key_file.clone(),
-            algorithm: who.auth_jwt_algorithm.clone(),
-            audience: who.auth_jwt_audience.clone(),
-            issuer: who.auth_jwt_issuer.clone(),
-            query_param: who.auth_jwt_query_param.clone(),
-            header: who.auth_jwt_header.clone(),
-            cookie: who.auth_jwt_cookie.clone(),
-            claims: who.auth_jwt_claims.clone(),
-            leeway_s: None,
-        }),
-    };
+    let jwt = who.auth_jwt_key.as_ref().map(|key_file| FileJwt {
+        key_file: key_file.clone(),
+        algorithm: who.auth_jwt_algorithm.clone(),
+        audience: who.auth_jwt_audience.clone(),
+        issuer: who.auth_jwt_issuer.clone(),
+        query_param: who.auth_jwt_query_param.clone(),
+        header: who.auth_jwt_header.clone(),
+        cookie: who.auth_jwt_cookie.clone(),
+        claims: who.auth_jwt_claims.clone(),
+        leeway_s: None,
+    });
     settings(who.auth.as_deref(), who.auth_timeout_ms, jwt.as_ref())
 }
 

@@ -46,6 +46,8 @@ pub(super) fn from_cli(
         Some(e) => Some(endpoint::check(e)?),
         None => None,
     };
+    // clap bounds it to sizes a usize holds.
+    let outbox_bytes = usize::try_from(cli.bridge_outbox_bytes).unwrap_or(usize::MAX);
     Ok(Some(BridgeConfig {
         path: path.clone(),
         policy,
@@ -56,10 +58,13 @@ pub(super) fn from_cli(
         auth_timeout: seconds("--bridge-auth-timeout", cli.bridge_auth_timeout)?,
         trusted_proxies: cli.trusted_proxies.clone(),
         allow_origins: cli.allow_origins.clone(),
-        // clap bounds both to sizes a usize holds.
-        outbox_bytes: usize::try_from(cli.bridge_outbox_bytes).unwrap_or(usize::MAX),
+        outbox_bytes,
         queue_bytes: usize::try_from(cli.bridge_queue_bytes).unwrap_or(usize::MAX),
-        websocket,
+        // A browser that does not read its replies is not read either.
+        websocket: crate::websocket::Settings {
+            backlog: Some(outbox_bytes / 2),
+            ..websocket
+        },
     }))
 }
 

@@ -84,7 +84,7 @@ impl Collector for Sources {
             &mut e,
             "sessions_denied",
             "New sessions denied by the service's admission, by reason.",
-            denials.into_iter(),
+            denials,
         )?;
         let directions = |bytes: bool| {
             each().flat_map(move |(l, s, _)| {

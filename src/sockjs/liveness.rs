@@ -27,7 +27,7 @@ use actix_web::dev::Extensions;
 /// The socket of the connection a request came on, and who was at its
 /// other end when it was accepted.
 #[derive(Debug, Clone, Copy)]
-pub struct Peer {
+pub struct ClientSocket {
     fd: RawFd,
     addr: SocketAddr,
 }
@@ -46,17 +46,17 @@ pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
         },
     };
     if let Ok(addr) = tcp.peer_addr() {
-        data.insert(Peer {
+        data.insert(ClientSocket {
             fd: tcp.as_raw_fd(),
             addr,
         });
     }
 }
 
-impl Peer {
+impl ClientSocket {
     /// The connection of `req`, when the server remembered it.
-    pub fn of(req: &HttpRequest) -> Option<Peer> {
-        req.conn_data::<Peer>().copied()
+    pub fn of(req: &HttpRequest) -> Option<ClientSocket> {
+        req.conn_data::<ClientSocket>().copied()
     }
 
     /// Whether the client closed its end: the descriptor no longer names
@@ -114,8 +114,8 @@ mod tests {
     use super::*;
     use std::net::{TcpListener, TcpStream};
 
-    fn peer(stream: &TcpStream) -> Peer {
-        Peer {
+    fn peer(stream: &TcpStream) -> ClientSocket {
+        ClientSocket {
             fd: stream.as_raw_fd(),
             addr: stream.peer_addr().unwrap(),
         }

@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 
 use super::frame::{Frame, quote_into};
-use super::liveness::Peer;
+use super::liveness::ClientSocket;
 use super::session::{Detached, Session};
 use crate::websocket::queue::{self, Queue, Refused, Sender};
 
@@ -68,7 +68,7 @@ pub struct Receiver {
     tx: Sender,
     sent: usize,
     /// The HTTP connection, to notice a client that hung up.
-    pub peer: Option<Peer>,
+    pub peer: Option<ClientSocket>,
 }
 
 /// What became of a write.

@@ -36,6 +36,12 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// Ping interval; `None`: no pings.
     pub ping: Option<Duration>,
+    /// Bytes waiting to be written to the client beyond which its next
+    /// message is not read (`None`: read regardless). A client that does not
+    /// read what it is sent is not read either, so that what it sends cannot
+    /// keep the application producing answers that pile up for it. Pings go
+    /// on meanwhile: one that cannot reach the client ends it.
+    pub backlog: Option<usize>,
 }
 
 /// Checks an upgrade request; the `Sec-WebSocket-Accept` value to answer
@@ -95,8 +101,14 @@ pub async fn read(
     let mut reader = MessageReader::new(settings.max_message_bytes);
     let mut keepalive = Keepalive::new(settings.ping);
     loop {
+        let backed_up = settings
+            .backlog
+            .is_some_and(|limit| control.queued_bytes() >= limit);
         let chunk = tokio::select! {
-            chunk = payload.next() => chunk,
+            chunk = payload.next(), if !backed_up => chunk,
+            () = control.backlog_below(settings.backlog.unwrap_or(usize::MAX)), if backed_up => {
+                continue;
+            }
             () = keepalive.tick() => {
                 if !keepalive.ping(control) {
                     log::info!("websocket: no pong within {:?}, closing", settings.ping);

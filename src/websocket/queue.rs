@@ -191,6 +191,28 @@ impl Sender {
     }
 }
 
+impl Sender {
+    /// Resolves once fewer than `limit` bytes wait (and a frame fits), or
+    /// the body is gone. A reader awaits it before taking the client's next
+    /// message: a client that does not read what it is sent is not read
+    /// either, so that what it sends cannot keep the application producing
+    /// replies that pile up here.
+    pub fn backlog_below(&self, limit: usize) -> impl Future<Output = ()> + 'static {
+        let state = self.0.clone();
+        poll_fn(move |cx: &mut Context<'_>| {
+            let mut s = lock(&state);
+            let short = s.frames.len() < s.capacity && s.bytes < limit;
+            if !s.body_alive || short {
+                return Poll::Ready(());
+            }
+            if !s.room.iter().any(|w| w.will_wake(cx.waker())) {
+                s.room.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+    }
+}
+
 impl Clone for Sender {
     fn clone(&self) -> Sender {
         lock(&self.0).senders += 1;
@@ -359,5 +381,24 @@ mod tests {
         assert!(!room.is_finished());
         assert!(poll_fn(|cx| rx.poll_recv(cx)).await.is_some());
         room.await.unwrap();
+    }
+
+    #[test]
+    fn a_backlog_wait_ends_when_the_body_takes_enough_or_goes() {
+        let (tx, mut rx) = queue(10);
+        let mut wait = Box::pin(tx.backlog_below(4));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(wait.as_mut().poll(&mut cx), Poll::Ready(()));
+        tx.try_send(Bytes::from_static(b"abc")).unwrap();
+        tx.try_send(Bytes::from_static(b"de")).unwrap();
+        let mut wait = Box::pin(tx.backlog_below(4));
+        assert_eq!(wait.as_mut().poll(&mut cx), Poll::Pending);
+        assert!(recv(&mut rx).is_ready());
+        assert_eq!(wait.as_mut().poll(&mut cx), Poll::Ready(()));
+        tx.try_send(Bytes::from_static(b"fghij")).unwrap();
+        let mut wait = Box::pin(tx.backlog_below(4));
+        assert_eq!(wait.as_mut().poll(&mut cx), Poll::Pending);
+        drop(rx);
+        assert_eq!(wait.as_mut().poll(&mut cx), Poll::Ready(()));
     }
 }

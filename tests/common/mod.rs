@@ -352,8 +352,11 @@ impl Proxy {
         let mut last_error = Vec::new();
         for _ in 0..5 {
             let launch = plan();
+            // Tests read /metrics on the HTTP port unless they move it.
+            let public = !launch.args.iter().any(|a| a.starts_with("--metrics"));
             let mut child = Command::new(env!("CARGO_BIN_EXE_sockjsproxy"))
                 .args(&launch.args)
+                .args(public.then_some("--metrics-public"))
                 .env("RUST_LOG", &launch.log)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -27,14 +27,14 @@ use futures_util::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use tokio::sync::oneshot;
 
-use super::super::Service;
-use super::super::budget::{Budget, Share};
-use super::super::frame::decode_messages;
-use super::super::http;
-use super::super::metrics::Transport;
-use super::super::receiver::{Encoding, Kind, Receiver, ReceiverBody};
-use super::super::session::{Attach, ClientGone, Session};
 use super::start_session;
+use crate::sockjs::Service;
+use crate::sockjs::budget::{Budget, Share};
+use crate::sockjs::frame::decode_messages;
+use crate::sockjs::http;
+use crate::sockjs::metrics::Transport;
+use crate::sockjs::receiver::{Encoding, Kind, Receiver, ReceiverBody};
+use crate::sockjs::session::{Attach, ClientGone, Session};
 
 /// How long the client has to send the challenge's eight bytes.
 pub const HANDSHAKE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);

@@ -7,11 +7,11 @@ use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 
-use super::super::Service;
-use super::super::http;
-use super::super::metrics::Transport;
-use super::super::receiver::Encoding;
 use super::{ReceiverSpec, callback, receive, streaming};
+use crate::sockjs::Service;
+use crate::sockjs::http;
+use crate::sockjs::metrics::Transport;
+use crate::sockjs::receiver::Encoding;
 
 /// The page head, padded past 1 KiB so that browsers start rendering it.
 fn prelude(callback: &str) -> Bytes {

@@ -8,12 +8,12 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::super::Service;
-use super::super::frame::jsonp_send_payload;
-use super::super::http;
-use super::super::metrics::Transport;
-use super::super::receiver::{Encoding, Kind};
 use super::{ReceiverSpec, SendError, callback, headers, receive, send_to_session};
+use crate::sockjs::Service;
+use crate::sockjs::frame::jsonp_send_payload;
+use crate::sockjs::http;
+use crate::sockjs::metrics::Transport;
+use crate::sockjs::receiver::{Encoding, Kind};
 
 pub async fn jsonp(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpResponse {
     if req.method() != Method::GET {

@@ -23,7 +23,7 @@ use super::admission::{self, Admit};
 use super::budget::reserve_for;
 use super::frame::{PayloadError, decode_messages};
 use super::http;
-use super::liveness::Peer;
+use super::liveness::ClientSocket;
 use super::metrics::{Metrics, Transport};
 use super::per_address::{Refusal, Slot};
 use super::receiver::{Encoding, Kind, Receiver, ReceiverBody};
@@ -139,7 +139,7 @@ async fn open_receiver(
         })?;
         let (mut receiver, mut body) =
             Receiver::new(spec.kind, spec.encoding.clone(), spec.prelude.clone());
-        receiver.peer = Peer::of(req);
+        receiver.peer = ClientSocket::of(req);
         body.report_to(addr.clone());
         if addr.send(Attach(receiver)).await.is_ok() {
             return Ok(body);

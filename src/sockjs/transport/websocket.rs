@@ -11,15 +11,15 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::super::Service;
-use super::super::admission::{self, Admit, Decision};
-use super::super::budget::{Budget, Share, reserve_for};
-use super::super::frame::decode_messages;
-use super::super::http;
-use super::super::metrics::{Metrics, Transport};
-use super::super::receiver::{Encoding, Kind, Receiver};
-use super::super::session::{Attach, ClientGone, FromClient, Session};
 use super::start_session;
+use crate::sockjs::Service;
+use crate::sockjs::admission::{self, Admit, Decision};
+use crate::sockjs::budget::{Budget, Share, reserve_for};
+use crate::sockjs::frame::decode_messages;
+use crate::sockjs::http;
+use crate::sockjs::metrics::{Metrics, Transport};
+use crate::sockjs::receiver::{Encoding, Kind, Receiver};
+use crate::sockjs::session::{Attach, ClientGone, FromClient, Session};
 use crate::websocket::{self, queue::Sender};
 
 /// Which framing a websocket speaks.
@@ -88,11 +88,10 @@ pub async fn websocket(
     let settings = websocket::Settings {
         max_message_bytes: service.options.max_message_bytes,
         ping: service.options.websocket_ping,
+        backlog: Some(service.options.max_queue_bytes / 2),
     };
-    let (max_messages, budget) = (
-        service.options.max_messages_per_send,
-        service.budget.clone(),
-    );
+    let max_messages = service.options.max_messages_per_send;
+    let budget = service.budget.clone();
     actix_web::rt::spawn(async move {
         read_client(
             payload,
@@ -110,6 +109,14 @@ pub async fn websocket(
 
 /// Reads the client's websocket messages until it closes, breaks the
 /// protocol or sends broken JSON; then the session ends.
+///
+/// A client that stops reading stops being read once half its session's
+/// `max_queue_bytes` wait for it (`Settings::backlog`): otherwise each
+/// message it sends can make the application answer, and with an echo the
+/// answers pile up until the session closes with 3001, after the client had
+/// the backend and the proxy carry megabytes for nothing (issue 11, "clients
+/// that do not read"). Held this way it costs nothing until the websocket
+/// ping finds it deaf.
 async fn read_client(
     payload: web::Payload,
     session: Addr<Session>,

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::super::Service;
-use super::super::http;
-use super::super::metrics::Transport;
-use super::super::receiver::{Encoding, Kind};
 use super::{ReceiverSpec, headers, receive, send_to_session};
+use crate::sockjs::Service;
+use crate::sockjs::http;
+use crate::sockjs::metrics::Transport;
+use crate::sockjs::receiver::{Encoding, Kind};
 
 pub async fn xhr(req: HttpRequest, service: Arc<Service>, id: &str) -> HttpResponse {
     match *req.method() {

@@ -7,11 +7,11 @@ use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 
-use super::super::Service;
-use super::super::http;
-use super::super::metrics::Transport;
-use super::super::receiver::Encoding;
 use super::{ReceiverSpec, receive, streaming};
+use crate::sockjs::Service;
+use crate::sockjs::http;
+use crate::sockjs::metrics::Transport;
+use crate::sockjs::receiver::Encoding;
 
 /// 2 KiB of `h` and a newline: old browsers deliver nothing of an XHR
 /// response before they have seen this much.
