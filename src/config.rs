@@ -18,10 +18,8 @@
 //! Everything is validated here, before any socket is bound, so that a typo is
 //! a one-line error at start-up rather than a surprise at the first connection.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
-
-use serde::Deserialize;
 
 use crate::backend::{self, endpoint};
 use crate::cli::{Cli, ZmqEngine};
@@ -32,12 +30,15 @@ mod bridge;
 mod checks;
 pub mod curve;
 mod exposure;
+mod file;
+mod mongrel2;
 mod scale_out;
 pub use bridge::BridgeError;
 use checks::{
     check_unique, millis, normalize_prefix, poll_batch, positive, static_dir, tcp_endpoint,
 };
 pub use exposure::warnings;
+use file::{FileService, read_file};
 /// Where the proxy serves a local sockjs-client copy.
 pub const LOCAL_SOCKJS_URL: &str = "/sockjs-client/sockjs.min.js";
 /// Where a local copy is looked for when `--sockjs-client` is not given.
@@ -60,7 +61,7 @@ pub enum ConfigError {
     DuplicatePrefix(String),
     #[error("endpoint {0:?} is used twice")]
     DuplicateEndpoint(String),
-    #[error("the config defines no service")]
+    #[error("the config defines no service and no mongrel2 route")]
     NoService,
     #[error("{name} must be {rule}, got {value}")]
     Range {
@@ -78,6 +79,9 @@ pub enum ConfigError {
     /// Connection info and authentication, checked in `config::auth`.
     #[error("{0}")]
     Auth(String),
+    /// `[[mongrel2]]` routes, checked in `config::mongrel2`.
+    #[error("{0}")]
+    Mongrel2(String),
     #[error("bad instance id {0:?}: it must be 1 to 64 letters, digits, '-' or '_'")]
     InstanceId(String),
     /// CURVE keys and where they may be used, checked in `config::curve`.
@@ -92,6 +96,8 @@ pub struct Config {
     pub http_port: u16,
     pub workers: usize,
     pub services: Vec<ServiceConfig>,
+    /// `[[mongrel2]]` routes: URL prefixes served by Mongrel2 handlers.
+    pub mongrel2: Vec<crate::mongrel2::link::Settings>,
     /// Directories served as they are: (url prefix, directory).
     pub static_dirs: Vec<(String, PathBuf)>,
     /// A local sockjs-client file served at [`LOCAL_SOCKJS_URL`].
@@ -119,65 +125,11 @@ pub struct ServiceConfig {
     pub prefix: String,
     pub options: sockjs::Options,
     pub backend: backend::Settings,
+    /// Set for `backend = "mongrel2"`: the sessions go to Mongrel2 handlers
+    /// (`backend` then only names the same two endpoints).
+    pub mongrel2: Option<crate::mongrel2::link::Settings>,
     /// Who may open sessions (see [`crate::auth`]).
     pub auth: crate::auth::Settings,
-}
-
-/// The TOML file's shape. Unknown keys are errors, so typos do not pass silently.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    http_address: Option<String>,
-    http_port: Option<u16>,
-    workers: Option<usize>,
-    sockjs_url: Option<String>,
-    sockjs_client: Option<PathBuf>,
-    #[serde(default)]
-    service: Vec<FileService>,
-    #[serde(default, rename = "static")]
-    static_dirs: Vec<FileStatic>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileStatic {
-    url: String,
-    path: PathBuf,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileService {
-    prefix: String,
-    push: String,
-    pull: String,
-    websocket: Option<bool>,
-    cookie_needed: Option<bool>,
-    response_limit: Option<usize>,
-    heartbeat_delay_ms: Option<u64>,
-    disconnect_delay_ms: Option<u64>,
-    max_queue: Option<usize>,
-    max_queue_bytes: Option<usize>,
-    backend_queue_bytes: Option<usize>,
-    max_message_bytes: Option<usize>,
-    max_messages_per_send: Option<usize>,
-    body_timeout_ms: Option<u64>,
-    max_sessions: Option<usize>,
-    max_sessions_per_address: Option<usize>,
-    new_sessions_per_second: Option<usize>,
-    origins: Option<Vec<String>>,
-    sockjs_url: Option<String>,
-    allow_origins: Option<Vec<String>>,
-    websocket_ping_ms: Option<u64>,
-    poll_batch_ms: Option<u64>,
-    connect_info: Option<bool>,
-    connect_headers: Option<Vec<String>>,
-    auth: Option<String>,
-    auth_timeout_ms: Option<u64>,
-    auth_jwt: Option<auth::FileJwt>,
-    curve_secret_key: Option<PathBuf>,
-    curve_clients: Option<PathBuf>,
-    backend_allow: Option<Vec<String>>,
 }
 
 impl Config {
@@ -222,7 +174,7 @@ impl Config {
         };
         let services = match file_ref {
             Some(f) => {
-                if f.service.is_empty() {
+                if f.service.is_empty() && f.mongrel2.is_empty() {
                     return Err(ConfigError::NoService);
                 }
                 f.service
@@ -244,25 +196,17 @@ impl Config {
                     )?,
                     allow: curve::allow(&cli.backend_allow)?,
                 },
+                mongrel2: None,
                 auth: auth::auth_from_cli(&cli.who)?,
             }],
         };
         check_unique(&services)?;
-        let secured = |s: &&ServiceConfig| s.backend.curve.is_some() || !s.backend.allow.is_empty();
-        if let Some(s) = services.iter().find(secured) {
-            let name = if s.prefix.is_empty() { "/" } else { &s.prefix };
-            let why = match (cli.connect, engine) {
-                (true, _) => Some("--connect (scale-out mode)"),
-                (false, backend::Engine::Libzmq) => Some("--zmq-engine libzmq"),
-                (false, backend::Engine::Native) => None,
-            };
-            if let Some(why) = why {
-                return Err(ConfigError::Curve(format!(
-                    "service {name}: CURVE and backend_allow need the native ZMTP engine; with \
-                     {why} libzmq carries its sockets, and libzmq here has neither"
-                )));
-            }
-        }
+        curve::check_engine(&services, cli.connect, engine)?;
+        let mongrel2 = match file_ref {
+            Some(f) => mongrel2::routes_from_file(&f.mongrel2, bridge_websocket.max_message_bytes)?,
+            None => Vec::new(),
+        };
+        mongrel2::check_against_services(&mongrel2, &services)?;
 
         let mut static_dirs = Vec::new();
         if let (Some(path), Some(url)) = (&cli.static_path, &cli.static_url) {
@@ -309,6 +253,7 @@ impl Config {
             },
             workers,
             services,
+            mongrel2,
             static_dirs,
             sockjs_client,
             metrics_port: cli.metrics_port,
@@ -329,22 +274,6 @@ impl Config {
             Ok(config)
         })
     }
-}
-
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        // toml's message spans several lines; one line is what a terminal wants.
-        message: e
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
-    })
 }
 
 /// The options every service starts from: the defaults, changed by CLI flags.
@@ -459,12 +388,19 @@ fn service_from_file(
             None => d.connect_headers,
         },
     };
+    let prefix = normalize_prefix(&s.prefix)?;
+    let handler = mongrel2::service_handler(s, &prefix, options.max_message_bytes)?;
+    let (push, pull) = match &handler {
+        Some(h) => (h.send_spec.clone(), h.recv_spec.clone()),
+        None => mongrel2::zmq_endpoints(s, &prefix)?,
+    };
     Ok(ServiceConfig {
-        prefix: normalize_prefix(&s.prefix)?,
+        prefix,
         options,
+        mongrel2: handler,
         backend: backend::Settings {
-            push: endpoint::check(&s.push)?,
-            pull: endpoint::check(&s.pull)?,
+            push: endpoint::check(&push)?,
+            pull: endpoint::check(&pull)?,
             queue_bytes: positive(
                 "backend_queue_bytes",
                 s.backend_queue_bytes.unwrap_or(backend_queue),
@@ -490,6 +426,7 @@ pub fn peer_endpoints(program: &str) -> Vec<backend::peer::Endpoints> {
     config
         .services
         .into_iter()
+        .filter(|s| s.mongrel2.is_none())
         .map(|s| backend::peer::Endpoints {
             name: match s.prefix.as_str() {
                 "" => "/".to_string(),

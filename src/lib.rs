@@ -3,6 +3,7 @@
 //! - [`sockjs`]: the SockJS protocol on actix-web, with no 0MQ inside;
 //! - [`backend`]: the PUSH/PULL sockets and their wire protocol;
 //! - [`bridge`]: bridge mode, and [`bridge::rpc`] for its Rust backends;
+//! - [`mongrel2`]: Mongrel2 handlers, for HTTP routes and SockJS services;
 //! - [`config`] and [`cli`]: what to serve; [`server`]: serving it.
 //!
 //! Public is what the binary, Rust backends (`backend::peer`,
@@ -18,6 +19,7 @@ pub mod config;
 pub(crate) mod listen;
 pub mod memory;
 pub(crate) mod metrics;
+pub mod mongrel2;
 pub(crate) mod ratelog;
 pub(crate) mod reqrep;
 pub mod server;

@@ -78,6 +78,7 @@ pub(crate) fn registry(sources: Sources) -> Registry {
     );
     ours.register_collector(Box::new(sources));
     ours.register_collector(Box::new(crate::bridge::stats::Collector));
+    ours.register_collector(Box::new(crate::mongrel2::metrics::Collector));
     registry
 }
 

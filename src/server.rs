@@ -34,6 +34,8 @@ pub enum ServerError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Mongrel2(#[from] crate::mongrel2::link::LinkError),
+    #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     #[error("server failed: {0}")]
     Run(std::io::Error),
@@ -52,7 +54,20 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .scale_out
         .as_ref()
         .map(|c| Arc::new(crate::backend::topology::ScaleOut::new(c)));
+    let mut unstarted_links = Vec::new();
     for s in &config.services {
+        if let Some(handler) = &s.mongrel2 {
+            // A SockJS service served by Mongrel2 handlers.
+            let (link, sub) = crate::mongrel2::link::Link::bind(&zmq, handler.clone())?;
+            unstarted_links.push((link.clone(), sub));
+            let admission = crate::auth::Authenticator::new(&s.auth, &zmq)?
+                .map(|a| Arc::new(a) as Arc<dyn crate::sockjs::admission::Admission>);
+            let app = Arc::new(crate::mongrel2::sessions::Sessions::new(link));
+            let options = s.options.clone();
+            let service = Service::new(s.prefix.clone(), options, app).with_admission(admission);
+            services.push(Arc::new(service));
+            continue;
+        }
         let (backend, sockets) = match &scale {
             Some(scale) => Backend::connect(&zmq, &s.prefix, &s.backend, scale.clone())?,
             None => Backend::bind(&zmq, &s.prefix, &s.backend)?,
@@ -67,6 +82,15 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         sources.0.push((service.clone(), backend));
         services.push(service);
     }
+    // Mongrel2 routes: their sockets bound now, their readers started with
+    // the backends'.
+    let mut routes = Vec::new();
+    for settings in &config.mongrel2 {
+        let (link, sub) = crate::mongrel2::link::Link::bind(&zmq, settings.clone())?;
+        routes.push(link.clone());
+        unstarted_links.push((link, sub));
+    }
+    let unstarted_links = Arc::new(Mutex::new(unstarted_links));
     let backends: Vec<Arc<Backend>> = sources.0.iter().map(|(_, b)| b.clone()).collect();
     let services = web::Data::new(Services::new(services));
     let metrics_here = config.metrics_public;
@@ -90,6 +114,15 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                 log::error!("{e}");
             }
         }
+        for (link, sub) in unstarted_links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            if let Err(e) = link.start(sub) {
+                log::error!("{e}");
+            }
+        }
         let mut app = App::new().app_data(services.clone());
         if metrics_here {
             app = app.configure(metrics.clone());
@@ -110,6 +143,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         if let Some(bridge) = &bridge {
             // Bridge mode: its websocket and client script.
             app = app.configure(|c| bridge.mount(c));
+        }
+        for link in &routes {
+            let link = link.clone();
+            app = app.configure(|c| crate::mongrel2::route::mount(link, c));
         }
         app.default_service(web::to(dispatch))
     };

@@ -65,7 +65,11 @@ async fn sockets_on_every_interface_with_an_allowlist_are_not_warned_about() {
         let allow = r#"backend_allow = ["127.0.0.1/32"]"#;
         let proxy = Proxy::with_endpoints_and(&push, &pull, allow, &[]).await;
         proxy.wait_for_log(LAST_WARNING).await;
-        assert!(!proxy.stderr_contains(EXPOSED), "{:?}", proxy.stderr_lines());
+        assert!(
+            !proxy.stderr_contains(EXPOSED),
+            "{:?}",
+            proxy.stderr_lines()
+        );
     })
     .await
 }

@@ -73,6 +73,30 @@ pub(super) fn allow(list: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
         .collect()
 }
 
+/// CURVE and allowlists live in the native ZMTP engine: a service asking
+/// for either where libzmq carries the sockets is an error, never ignored.
+pub(super) fn check_engine(
+    services: &[super::ServiceConfig],
+    connect: bool,
+    engine: crate::backend::Engine,
+) -> Result<(), ConfigError> {
+    let secured =
+        |s: &&super::ServiceConfig| s.backend.curve.is_some() || !s.backend.allow.is_empty();
+    let Some(s) = services.iter().find(secured) else {
+        return Ok(());
+    };
+    let name = if s.prefix.is_empty() { "/" } else { &s.prefix };
+    let why = match (connect, engine) {
+        (true, _) => "--connect (scale-out mode)",
+        (false, crate::backend::Engine::Libzmq) => "--zmq-engine libzmq",
+        (false, crate::backend::Engine::Native) => return Ok(()),
+    };
+    Err(ConfigError::Curve(format!(
+        "service {name}: CURVE and backend_allow need the native ZMTP engine; with \
+         {why} libzmq carries its sockets, and libzmq here has neither"
+    )))
+}
+
 fn read_cert(path: &Path) -> Result<cert::Certificate, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         bad(format!(

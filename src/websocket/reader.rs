@@ -137,7 +137,7 @@ impl MessageReader {
 /// The payload length a frame's header announces, once the header's length
 /// field has arrived (RFC 6455 section 5.2: 7 bits, or 126 and 16 bits, or
 /// 127 and 64 bits).
-fn announced_length(buf: &[u8]) -> Option<u64> {
+pub(crate) fn announced_length(buf: &[u8]) -> Option<u64> {
     let len = *buf.get(1)? & 0x7f;
     match len {
         126 => Some(u64::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]))),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the browser tests (tests/browser/*.test.js) need, when missing:
 # Debian's chromium (apt), the npm packages of package-lock.json (npm ci:
-# sockjs-client, playwright-core), pyzmq for the Python sample backend and
+# sockjs-client, playwright-core), pyzmq for the Python sample backend,
+# tnetstring3 for the Python Mongrel2 handler of the tests and
 # prometheus_client, whose parsers read /metrics in tests/metrics_exposition.rs.
 # Idempotent and quiet: prints only what it installs, and errors. It does not
 # build the Rust binaries; the tests need, from the repo root:
@@ -51,6 +52,14 @@ if command -v python3 >/dev/null && ! python3 -c 'import zmq' 2>/dev/null; then
   echo "setup: installing pyzmq (pip)"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pyzmq \
     || echo "setup: pyzmq not installed; the Python sample test will be skipped" >&2
+fi
+
+# tnetstring3 for tests/common/m2_handler.py, the Mongrel2 handler of the
+# tests/mongrel2_*.rs tests (which are skipped without it).
+if command -v python3 >/dev/null && ! python3 -c 'import tnetstring' 2>/dev/null; then
+  echo "setup: installing tnetstring3 (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore tnetstring3 \
+    || echo "setup: tnetstring3 not installed; the Mongrel2 handler tests will be skipped" >&2
 fi
 
 # prometheus_client for tests/metrics_exposition.rs (a real /metrics parser).

@@ -1,0 +1,113 @@
+//! Mongrel2 handlers for the tests: the proxy with a `[[mongrel2]]` route at
+//! [`ROUTE`], and `m2_handler.py` (Python, pyzmq and tnetstring3, written to
+//! the formats of Mongrel2's own python library) connected to it.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{IO_LIMIT, Proxy};
+
+/// The route every Mongrel2 test proxy serves.
+pub const ROUTE: &str = "/m2";
+/// The route's `send_ident`, as a Mongrel2 config would have it.
+pub const SENDER: &str = "54c6755b-9628-40a4-9a2d-cc82a816345e";
+
+/// Whether python3 has pyzmq and tnetstring3; the tests that need them say
+/// SKIPPED otherwise (`tests/browser/setup.sh` installs both).
+pub fn python_available() -> bool {
+    Command::new("python3")
+        .args(["-c", "import zmq, tnetstring"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A proxy with one route and the endpoints its handlers connect to.
+pub struct M2 {
+    pub proxy: Proxy,
+    /// Where the proxy's PUSH is bound (handlers' PULL connects here).
+    pub send_spec: String,
+    /// Where the proxy's SUB is bound (handlers' PUB connects here).
+    pub recv_spec: String,
+    pub protocol: &'static str,
+}
+
+impl M2 {
+    /// The proxy with a route at [`ROUTE`]; `extra` is TOML lines for the
+    /// route's table.
+    pub async fn start(protocol: &'static str, extra: &str) -> M2 {
+        let ports = std::sync::Mutex::new(Vec::new());
+        let proxy = Proxy::with_toml(3, |p| {
+            *ports.lock().unwrap() = p.to_vec();
+            format!(
+                "http_address = \"127.0.0.1\"\nhttp_port = {}\nworkers = 1\n\n\
+                 [[mongrel2]]\nroute = \"{ROUTE}\"\nsend_spec = \"tcp://127.0.0.1:{}\"\n\
+                 send_ident = \"{SENDER}\"\nrecv_spec = \"tcp://127.0.0.1:{}\"\n\
+                 protocol = \"{protocol}\"\n{extra}\n",
+                p[0], p[1], p[2]
+            )
+        })
+        .await;
+        let p = ports.into_inner().unwrap();
+        M2 {
+            send_spec: format!("tcp://127.0.0.1:{}", p[1]),
+            recv_spec: format!("tcp://127.0.0.1:{}", p[2]),
+            proxy,
+            protocol,
+        }
+    }
+
+    /// Starts the Python handler and waits until a request reaches it and
+    /// its answer comes back.
+    pub async fn handler(&self) -> Handler {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/m2_handler.py");
+        let child = Command::new("python3")
+            .args([script, &self.send_spec, &self.recv_spec, self.protocol])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn python3");
+        let handler = Handler(child);
+        self.wait_ready().await;
+        handler
+    }
+
+    /// Waits until a GET of `/m2/echo` is answered 200: the handler is
+    /// connected both ways (its PUB's subscription has arrived).
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + IO_LIMIT;
+        loop {
+            let r = super::http::get(self.proxy.http_port, "/m2/echo").await;
+            if r.status == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the handler never answered: {}",
+                r.status
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A running handler process, killed on drop.
+pub struct Handler(Child);
+
+impl Handler {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl From<Child> for Handler {
+    fn from(child: Child) -> Handler {
+        Handler(child)
+    }
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

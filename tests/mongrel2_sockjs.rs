@@ -1,0 +1,207 @@
+//! A `[[service]]` with `backend = "mongrel2"`: each SockJS session, over
+//! any transport, is a websocket connection to an unmodified Mongrel2
+//! websocket handler (the Python one of the other Mongrel2 tests).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::http::{Frames, Wire, post};
+use common::mongrel2::{SENDER, python_available};
+use common::{IO_LIMIT, Proxy, bounded, ws};
+
+const PREFIX: &str = "/chat";
+
+/// The proxy with a Mongrel2-served SockJS service at [`PREFIX`], its
+/// handler, and the endpoints.
+async fn start() -> (Proxy, common::mongrel2::Handler) {
+    start_with(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/common/m2_handler.py"
+    ))
+    .await
+}
+
+/// As [`start`], with the handler `script`.
+async fn start_with(script: &str) -> (Proxy, common::mongrel2::Handler) {
+    let ports = std::sync::Mutex::new(Vec::new());
+    let proxy = Proxy::with_toml(3, |p| {
+        *ports.lock().unwrap() = p.to_vec();
+        format!(
+            "http_address = \"127.0.0.1\"\nhttp_port = {}\nworkers = 1\n\n\
+             [[service]]\nprefix = \"{PREFIX}\"\nbackend = \"mongrel2\"\n\
+             send_spec = \"tcp://127.0.0.1:{}\"\nsend_ident = \"{SENDER}\"\n\
+             recv_spec = \"tcp://127.0.0.1:{}\"\nheartbeat_delay_ms = 60000\n",
+            p[0], p[1], p[2]
+        )
+    })
+    .await;
+    let p = ports.into_inner().unwrap();
+    let child = std::process::Command::new("python3")
+        .args([
+            script,
+            &format!("tcp://127.0.0.1:{}", p[1]),
+            &format!("tcp://127.0.0.1:{}", p[2]),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let handler = common::mongrel2::Handler::from(child);
+    // Ready when a session's message comes back (the chat room sends it
+    // back too: to everyone, which is the one session).
+    let deadline = Instant::now() + IO_LIMIT;
+    let mut n = 0;
+    loop {
+        n += 1;
+        let mut c = ws::connect(proxy.http_port, &format!("{PREFIX}/000/ready{n}/websocket")).await;
+        assert_eq!(ws::text(&mut c).await, "o");
+        ws::send(&mut c, "[\"ready\"]").await;
+        match ws::next_within(&mut c, Duration::from_millis(500)).await {
+            Some(tokio_tungstenite::tungstenite::Message::Text(t)) if t == "a[\"ready\"]" => break,
+            _ => assert!(Instant::now() < deadline, "the handler never answered"),
+        }
+    }
+    (proxy, handler)
+}
+
+macro_rules! need_python {
+    ($name:literal) => {
+        if !python_available() {
+            eprintln!(concat!(
+                "SKIPPED ",
+                $name,
+                ": python3 with pyzmq and tnetstring3 not found"
+            ));
+            return;
+        }
+    };
+}
+
+#[tokio::test]
+async fn a_mongrel2_websocket_handler_serves_sockjs_over_websocket() {
+    need_python!("a_mongrel2_websocket_handler_serves_sockjs_over_websocket");
+    bounded(async {
+        let (proxy, _h) = start().await;
+        let mut c = ws::connect(proxy.http_port, &format!("{PREFIX}/000/ws1/websocket")).await;
+        assert_eq!(ws::text(&mut c).await, "o");
+        ws::send(&mut c, "[\"hello\",\"world\"]").await;
+        assert_eq!(ws::messages(&mut c, 2).await, ["hello", "world"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_mongrel2_websocket_handler_serves_sockjs_over_xhr() {
+    need_python!("a_mongrel2_websocket_handler_serves_sockjs_over_xhr");
+    bounded(async {
+        let (proxy, _h) = start().await;
+        let port = proxy.http_port;
+        let mut stream = Frames::open(
+            port,
+            "POST",
+            &format!("{PREFIX}/000/x1/xhr_streaming"),
+            Wire::Newline,
+        )
+        .await;
+        stream.prelude(2049).await;
+        assert_eq!(stream.next().await, "o");
+        let sent = post(
+            port,
+            &format!("{PREFIX}/000/x1/xhr_send"),
+            b"[\"over xhr\"]",
+        )
+        .await;
+        assert_eq!(sent.status, 204);
+        assert_eq!(stream.next().await, "a[\"over xhr\"]");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn handler_pings_are_answered_for_the_sockjs_client() {
+    need_python!("handler_pings_are_answered_for_the_sockjs_client");
+    bounded(async {
+        let (proxy, _h) = start().await;
+        let mut c = ws::connect(proxy.http_port, &format!("{PREFIX}/000/p1/websocket")).await;
+        assert_eq!(ws::text(&mut c).await, "o");
+        ws::send(&mut c, "[\"ping:alive?\"]").await;
+        assert_eq!(ws::messages(&mut c, 1).await, ["pong:alive?"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_handler_closes_a_sockjs_session() {
+    need_python!("the_handler_closes_a_sockjs_session");
+    bounded(async {
+        let (proxy, _h) = start().await;
+        let mut c = ws::connect(proxy.http_port, &format!("{PREFIX}/000/c1/websocket")).await;
+        assert_eq!(ws::text(&mut c).await, "o");
+        ws::send(&mut c, "[\"bye\"]").await;
+        assert_eq!(ws::text(&mut c).await, "c[3000,\"Go away!\"]");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_reply_reaches_every_sockjs_session() {
+    need_python!("one_reply_reaches_every_sockjs_session");
+    bounded(async {
+        let (proxy, _h) = start().await;
+        let mut clients = Vec::new();
+        for i in 0..4 {
+            let path = format!("{PREFIX}/000/all{i}/websocket");
+            let mut c = ws::connect(proxy.http_port, &path).await;
+            assert_eq!(ws::text(&mut c).await, "o");
+            ws::send(&mut c, "[\"here\"]").await;
+            assert_eq!(ws::messages(&mut c, 1).await, ["here"]);
+            clients.push(c);
+        }
+        ws::send(&mut clients[0], "[\"all:everyone\"]").await;
+        for c in &mut clients {
+            assert_eq!(ws::messages(c, 1).await, ["everyone"]);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_chat_sample_delivers_each_message_to_every_session() {
+    need_python!("the_chat_sample_delivers_each_message_to_every_session");
+    bounded(async {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/m2_chat.py");
+        let (proxy, _h) = start_with(script).await;
+        let port = proxy.http_port;
+        let mut a = ws::connect(port, &format!("{PREFIX}/000/chat-a/websocket")).await;
+        assert_eq!(ws::text(&mut a).await, "o");
+        let mut b = ws::connect(port, &format!("{PREFIX}/000/chat-b/websocket")).await;
+        assert_eq!(ws::text(&mut b).await, "o");
+        // xhr-streaming is a room member like the others.
+        let mut x = Frames::open(
+            port,
+            "POST",
+            &format!("{PREFIX}/000/chat-x/xhr_streaming"),
+            Wire::Newline,
+        )
+        .await;
+        x.prelude(2049).await;
+        assert_eq!(x.next().await, "o");
+        // Each session's handshake went to the handler when it opened,
+        // before anything below: all three are in the room.
+        ws::send(&mut a, "[\"anyone?\"]").await;
+        assert_eq!(ws::messages(&mut a, 1).await, ["anyone?"]);
+        assert_eq!(ws::messages(&mut b, 1).await, ["anyone?"]);
+        assert_eq!(x.next().await, "a[\"anyone?\"]");
+        let sent = post(
+            port,
+            &format!("{PREFIX}/000/chat-x/xhr_send"),
+            b"[\"hello room\"]",
+        )
+        .await;
+        assert_eq!(sent.status, 204);
+        assert_eq!(x.next().await, "a[\"hello room\"]");
+        assert_eq!(ws::messages(&mut a, 1).await, ["hello room"]);
+        assert_eq!(ws::messages(&mut b, 1).await, ["hello room"]);
+    })
+    .await;
+}
