@@ -9,22 +9,9 @@
 mod common;
 
 use common::http::{Http, get, post, request};
-use common::mongrel2::{M2, SENDER, python_available};
+use common::mongrel2::{M2, SENDER, python_ready};
 use common::{IO_LIMIT, bounded};
 use serde_json::Value;
-
-macro_rules! need_python {
-    ($name:literal) => {
-        if !python_available() {
-            eprintln!(concat!(
-                "SKIPPED ",
-                $name,
-                ": python3 with pyzmq and tnetstring3 not found"
-            ));
-            return;
-        }
-    };
-}
 
 async fn echo_headers(m2: &M2, path: &str) -> Value {
     let r = get(m2.proxy.http_port, path).await;
@@ -47,7 +34,9 @@ fn assert_mongrel2_headers(h: &Value, port: u16) {
 
 #[tokio::test]
 async fn get_reaches_the_handler_with_mongrel2_headers() {
-    need_python!("get_reaches_the_handler_with_mongrel2_headers");
+    if !python_ready("get_reaches_the_handler_with_mongrel2_headers") {
+        return;
+    }
     bounded(async {
         let m2 = M2::start("json", "").await;
         let _h = m2.handler().await;
@@ -59,7 +48,9 @@ async fn get_reaches_the_handler_with_mongrel2_headers() {
 
 #[tokio::test]
 async fn tnetstring_protocol_gives_the_same_headers() {
-    need_python!("tnetstring_protocol_gives_the_same_headers");
+    if !python_ready("tnetstring_protocol_gives_the_same_headers") {
+        return;
+    }
     bounded(async {
         let m2 = M2::start("tnetstring", "").await;
         let _h = m2.handler().await;
@@ -71,7 +62,9 @@ async fn tnetstring_protocol_gives_the_same_headers() {
 
 #[tokio::test]
 async fn post_bodies_up_to_one_mebibyte_round_trip() {
-    need_python!("post_bodies_up_to_one_mebibyte_round_trip");
+    if !python_ready("post_bodies_up_to_one_mebibyte_round_trip") {
+        return;
+    }
     bounded(async {
         let m2 = M2::start("json", "").await;
         let _h = m2.handler().await;
@@ -89,7 +82,9 @@ async fn post_bodies_up_to_one_mebibyte_round_trip() {
 
 #[tokio::test]
 async fn a_body_over_max_message_bytes_is_refused_with_413() {
-    need_python!("a_body_over_max_message_bytes_is_refused_with_413");
+    if !python_ready("a_body_over_max_message_bytes_is_refused_with_413") {
+        return;
+    }
     bounded(async {
         let m2 = M2::start("json", "max_message_bytes = 1000").await;
         let _h = m2.handler().await;
@@ -103,7 +98,9 @@ async fn a_body_over_max_message_bytes_is_refused_with_413() {
 
 #[tokio::test]
 async fn a_chunked_reply_in_several_messages_streams_to_the_client() {
-    need_python!("a_chunked_reply_in_several_messages_streams_to_the_client");
+    if !python_ready("a_chunked_reply_in_several_messages_streams_to_the_client") {
+        return;
+    }
     bounded(async {
         let m2 = M2::start("json", "").await;
         let _h = m2.handler().await;
@@ -116,7 +113,9 @@ async fn a_chunked_reply_in_several_messages_streams_to_the_client() {
 
 #[tokio::test]
 async fn a_content_length_reply_cut_into_three_messages() {
-    need_python!("a_content_length_reply_cut_into_three_messages");
+    if !python_ready("a_content_length_reply_cut_into_three_messages") {
+        return;
+    }
     bounded(async {
         let m2 = M2::start("json", "").await;
         let _h = m2.handler().await;
@@ -129,7 +128,9 @@ async fn a_content_length_reply_cut_into_three_messages() {
 
 #[tokio::test]
 async fn a_close_delimited_reply_ends_with_the_handlers_empty_message() {
-    need_python!("a_close_delimited_reply_ends_with_the_handlers_empty_message");
+    if !python_ready("a_close_delimited_reply_ends_with_the_handlers_empty_message") {
+        return;
+    }
     bounded(async {
         let m2 = M2::start("json", "").await;
         let _h = m2.handler().await;
@@ -143,7 +144,9 @@ async fn a_close_delimited_reply_ends_with_the_handlers_empty_message() {
 
 #[tokio::test]
 async fn keep_alive_serves_several_requests_on_one_connection() {
-    need_python!("keep_alive_serves_several_requests_on_one_connection");
+    if !python_ready("keep_alive_serves_several_requests_on_one_connection") {
+        return;
+    }
     bounded(async {
         let m2 = M2::start("json", "").await;
         let _h = m2.handler().await;
@@ -180,7 +183,9 @@ async fn no_handler_connected_gives_502() {
 
 #[tokio::test]
 async fn a_handler_that_does_not_answer_gives_504_and_hears_the_disconnect() {
-    need_python!("a_handler_that_does_not_answer_gives_504_and_hears_the_disconnect");
+    if !python_ready("a_handler_that_does_not_answer_gives_504_and_hears_the_disconnect") {
+        return;
+    }
     bounded(async {
         let m2 = M2::start("json", "handler_timeout_ms = 500").await;
         let _h = m2.handler().await;
@@ -202,7 +207,9 @@ async fn a_handler_that_does_not_answer_gives_504_and_hears_the_disconnect() {
 
 #[tokio::test]
 async fn a_reply_that_is_not_http_gives_502_and_a_log_line() {
-    need_python!("a_reply_that_is_not_http_gives_502_and_a_log_line");
+    if !python_ready("a_reply_that_is_not_http_gives_502_and_a_log_line") {
+        return;
+    }
     bounded(async {
         let m2 = M2::start("json", "").await;
         let _h = m2.handler().await;
@@ -220,7 +227,10 @@ async fn a_reply_that_is_not_http_gives_502_and_a_log_line() {
 
 #[tokio::test]
 async fn replies_for_unknown_connections_and_malformed_replies_are_dropped_and_logged() {
-    need_python!("replies_for_unknown_connections_and_malformed_replies_are_dropped_and_logged");
+    if !python_ready("replies_for_unknown_connections_and_malformed_replies_are_dropped_and_logged")
+    {
+        return;
+    }
     bounded(async {
         let m2 = M2::start("json", "").await;
         let _h = m2.handler().await;

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::http::{Frames, Wire, post};
-use common::mongrel2::{SENDER, python_available};
+use common::mongrel2::{SENDER, python_ready};
 use common::{IO_LIMIT, Proxy, bounded, ws};
 
 const PREFIX: &str = "/chat";
@@ -64,22 +64,11 @@ async fn start_with(script: &str) -> (Proxy, common::mongrel2::Handler) {
     (proxy, handler)
 }
 
-macro_rules! need_python {
-    ($name:literal) => {
-        if !python_available() {
-            eprintln!(concat!(
-                "SKIPPED ",
-                $name,
-                ": python3 with pyzmq and tnetstring3 not found"
-            ));
-            return;
-        }
-    };
-}
-
 #[tokio::test]
 async fn a_mongrel2_websocket_handler_serves_sockjs_over_websocket() {
-    need_python!("a_mongrel2_websocket_handler_serves_sockjs_over_websocket");
+    if !python_ready("a_mongrel2_websocket_handler_serves_sockjs_over_websocket") {
+        return;
+    }
     bounded(async {
         let (proxy, _h) = start().await;
         let mut c = ws::connect(proxy.http_port, &format!("{PREFIX}/000/ws1/websocket")).await;
@@ -92,7 +81,9 @@ async fn a_mongrel2_websocket_handler_serves_sockjs_over_websocket() {
 
 #[tokio::test]
 async fn a_mongrel2_websocket_handler_serves_sockjs_over_xhr() {
-    need_python!("a_mongrel2_websocket_handler_serves_sockjs_over_xhr");
+    if !python_ready("a_mongrel2_websocket_handler_serves_sockjs_over_xhr") {
+        return;
+    }
     bounded(async {
         let (proxy, _h) = start().await;
         let port = proxy.http_port;
@@ -119,7 +110,9 @@ async fn a_mongrel2_websocket_handler_serves_sockjs_over_xhr() {
 
 #[tokio::test]
 async fn handler_pings_are_answered_for_the_sockjs_client() {
-    need_python!("handler_pings_are_answered_for_the_sockjs_client");
+    if !python_ready("handler_pings_are_answered_for_the_sockjs_client") {
+        return;
+    }
     bounded(async {
         let (proxy, _h) = start().await;
         let mut c = ws::connect(proxy.http_port, &format!("{PREFIX}/000/p1/websocket")).await;
@@ -132,7 +125,9 @@ async fn handler_pings_are_answered_for_the_sockjs_client() {
 
 #[tokio::test]
 async fn the_handler_closes_a_sockjs_session() {
-    need_python!("the_handler_closes_a_sockjs_session");
+    if !python_ready("the_handler_closes_a_sockjs_session") {
+        return;
+    }
     bounded(async {
         let (proxy, _h) = start().await;
         let mut c = ws::connect(proxy.http_port, &format!("{PREFIX}/000/c1/websocket")).await;
@@ -145,7 +140,9 @@ async fn the_handler_closes_a_sockjs_session() {
 
 #[tokio::test]
 async fn one_reply_reaches_every_sockjs_session() {
-    need_python!("one_reply_reaches_every_sockjs_session");
+    if !python_ready("one_reply_reaches_every_sockjs_session") {
+        return;
+    }
     bounded(async {
         let (proxy, _h) = start().await;
         let mut clients = Vec::new();
@@ -167,7 +164,9 @@ async fn one_reply_reaches_every_sockjs_session() {
 
 #[tokio::test]
 async fn the_chat_sample_delivers_each_message_to_every_session() {
-    need_python!("the_chat_sample_delivers_each_message_to_every_session");
+    if !python_ready("the_chat_sample_delivers_each_message_to_every_session") {
+        return;
+    }
     bounded(async {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/m2_chat.py");
         let (proxy, _h) = start_with(script).await;

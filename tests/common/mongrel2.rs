@@ -15,11 +15,26 @@ pub const SENDER: &str = "54c6755b-9628-40a4-9a2d-cc82a816345e";
 /// Whether python3 has pyzmq and tnetstring3; the tests that need them say
 /// SKIPPED otherwise (`tests/browser/setup.sh` installs both).
 pub fn python_available() -> bool {
-    Command::new("python3")
+    let found = Command::new("python3")
         .args(["-c", "import zmq, tnetstring"])
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "CI: python3 has no pyzmq or tnetstring3 (tests/browser/setup.sh installs them)"
+    );
+    found
+}
+
+/// Whether the Python handlers can run; says so when `test` is skipped
+/// (never in CI, where their absence is a failure).
+pub fn python_ready(test: &str) -> bool {
+    let found = python_available();
+    if !found {
+        eprintln!("SKIPPED {test}: python3 with pyzmq and tnetstring3 not found");
+    }
+    found
 }
 
 /// A proxy with one route and the endpoints its handlers connect to.
