@@ -176,11 +176,19 @@ impl Sender {
 
     /// Resolves once a frame fits, or the body is gone.
     pub fn room(&self) -> impl Future<Output = ()> + 'static {
+        self.until(|s| s.frames.len() < s.capacity && (s.bytes == 0 || s.bytes < s.max_bytes))
+    }
+
+    /// Resolves once `ready` holds of the queue, or the body is gone; the
+    /// body wakes the waiters whenever it takes a frame.
+    fn until(
+        &self,
+        ready: impl Fn(&State) -> bool + 'static,
+    ) -> impl Future<Output = ()> + 'static {
         let state = self.0.clone();
         poll_fn(move |cx: &mut Context<'_>| {
             let mut s = lock(&state);
-            let fits = s.frames.len() < s.capacity && (s.bytes == 0 || s.bytes < s.max_bytes);
-            if !s.body_alive || fits {
+            if !s.body_alive || ready(&s) {
                 return Poll::Ready(());
             }
             if !s.room.iter().any(|w| w.will_wake(cx.waker())) {
@@ -189,27 +197,14 @@ impl Sender {
             Poll::Pending
         })
     }
-}
 
-impl Sender {
     /// Resolves once fewer than `limit` bytes wait (and a frame fits), or
     /// the body is gone. A reader awaits it before taking the client's next
     /// message: a client that does not read what it is sent is not read
     /// either, so that what it sends cannot keep the application producing
     /// replies that pile up here.
     pub fn backlog_below(&self, limit: usize) -> impl Future<Output = ()> + 'static {
-        let state = self.0.clone();
-        poll_fn(move |cx: &mut Context<'_>| {
-            let mut s = lock(&state);
-            let short = s.frames.len() < s.capacity && s.bytes < limit;
-            if !s.body_alive || short {
-                return Poll::Ready(());
-            }
-            if !s.room.iter().any(|w| w.will_wake(cx.waker())) {
-                s.room.push(cx.waker().clone());
-            }
-            Poll::Pending
-        })
+        self.until(move |s| s.frames.len() < s.capacity && s.bytes < limit)
     }
 }
 
