@@ -5,6 +5,8 @@
 //! ids separated by single spaces, one space, and the BODY: raw bytes for
 //! every listed connection. An empty BODY closes those connections.
 
+use super::tnetstring;
+
 /// Most connections one reply may address (Mongrel2's limit).
 pub const MAX_IDS: usize = 128;
 
@@ -45,26 +47,16 @@ pub fn parse(msg: &[u8]) -> Result<Reply<'_>, ReplyError> {
     if uuid.is_empty() || !uuid.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(ReplyError::Uuid);
     }
-    let rest = &msg[space + 1..];
-    let colon = rest
-        .iter()
-        .take(10)
-        .position(|&b| b == b':')
-        .ok_or(ReplyError::Length)?;
-    let digits = &rest[..colon];
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(ReplyError::Length);
-    }
-    let len: usize = std::str::from_utf8(digits)
-        .ok()
-        .and_then(|d| d.parse().ok())
-        .ok_or(ReplyError::Length)?;
-    let rest = &rest[colon + 1..];
-    if rest.len() <= len || rest[len] != b',' {
+    // `LEN:IDS,` is a netstring: a tnetstring whose type byte is `,`.
+    let (kind, ids, rest) = tnetstring::split(&msg[space + 1..]).map_err(|e| match e {
+        tnetstring::Error::Truncated => ReplyError::Truncated,
+        _ => ReplyError::Length,
+    })?;
+    if kind != b',' {
         return Err(ReplyError::Truncated);
     }
-    let ids = parse_ids(&rest[..len])?;
-    match &rest[len + 1..] {
+    let ids = parse_ids(ids)?;
+    match rest {
         [b' ', body @ ..] => Ok(Reply { uuid, ids, body }),
         _ => Err(ReplyError::Space),
     }
