@@ -13,10 +13,7 @@ const path = require('node:path');
 
 const h = require('./lib/harness');
 
-const TRANSPORTS = [
-  'websocket', 'xhr-streaming', 'xhr-polling', 'eventsource',
-  'iframe-eventsource', 'iframe-htmlfile', 'iframe-xhr-polling', 'jsonp-polling',
-];
+const { TRANSPORTS } = h;
 const SCREENSHOT = path.join(h.ROOT, 'target/browser/sample-page.png');
 const STEP_MS = 10000;
 

@@ -25,10 +25,7 @@ const h = require('./lib/harness');
 const { testPage } = require('./lib/page');
 const texts = require('./lib/texts');
 
-const TRANSPORTS = [
-  'websocket', 'xhr-streaming', 'xhr-polling', 'eventsource',
-  'iframe-eventsource', 'iframe-htmlfile', 'iframe-xhr-polling', 'jsonp-polling',
-];
+const { TRANSPORTS } = h;
 
 // Texts that break naive framing, quoting or decoding somewhere on the way.
 const TEXTS = [

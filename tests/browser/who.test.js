@@ -20,10 +20,7 @@ const path = require('node:path');
 const h = require('./lib/harness');
 const { testPage } = require('./lib/page');
 
-const TRANSPORTS = [
-  'websocket', 'xhr-streaming', 'xhr-polling', 'eventsource',
-  'iframe-eventsource', 'iframe-htmlfile', 'iframe-xhr-polling', 'jsonp-polling',
-];
+const { TRANSPORTS } = h;
 const OPEN_MS = 10000;
 const STEP_MS = 10000;
 const SECRET = 'the browser tests\' secret';

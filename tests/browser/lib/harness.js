@@ -201,7 +201,14 @@ function withTimeout(promise, ms, what) {
   ]);
 }
 
+// Every sockjs-client transport, in the order the tests go through them.
+const TRANSPORTS = [
+  'websocket', 'xhr-streaming', 'xhr-polling', 'eventsource',
+  'iframe-eventsource', 'iframe-htmlfile', 'iframe-xhr-polling', 'jsonp-polling',
+];
+
 module.exports = {
+  TRANSPORTS,
   ROOT, PROXY_BIN, ECHO_BIN, DATEREPLY_BIN, SOCKJS_CLIENT,
   requireFiles, freePorts, startProcess, waitForHttp, servePage, launchBrowser,
   havePyzmq, withTimeout,
