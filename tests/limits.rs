@@ -352,6 +352,48 @@ async fn a_send_with_more_than_max_messages_per_send_gets_413_and_reaches_nobody
 }
 
 #[tokio::test]
+async fn a_body_is_refused_at_message_max_plus_one_without_the_rest_being_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    bounded(async {
+        let proxy = Proxy::with("max_messages_per_send = 3\nbody_timeout_ms = 30000").await;
+        let mut backend = Backend::connect(&proxy);
+        let port = proxy.http_port;
+        let xhr = Proxy::session_path("many", "xhr");
+        assert_eq!(http::post(port, &xhr, b"").await.text(), "o\n");
+        let id = backend.expect_connect().await;
+        for (transport, content_type) in [("xhr_send", "text/plain"), ("jsonp_send", "text/plain")]
+        {
+            // 1 MiB announced, four messages sent, the rest never: the answer
+            // cannot wait for the body (nor for body_timeout, 30 s here).
+            let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let send = Proxy::session_path("many", transport);
+            let head = format!(
+                "POST {send} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n\
+                 Content-Length: 1048576\r\n\r\n[\"a\",\"b\",\"c\",\"d"
+            );
+            tcp.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer));
+            read.await.expect("answered and closed at once").unwrap();
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with("HTTP/1.1 413"), "{transport}: {answer}");
+            assert!(
+                answer.ends_with("more than 3 messages in one request"),
+                "{answer}"
+            );
+        }
+        // Nothing of the refused bodies reached the backend; the session
+        // goes on.
+        let send = Proxy::session_path("many", "xhr_send");
+        assert_eq!(http::post(port, &send, br#"["e"]"#).await.status, 204);
+        assert_eq!(backend.expect_message(&id).await, "e");
+    })
+    .await
+}
+
+#[tokio::test]
 async fn a_request_body_slower_than_body_timeout_gets_408_and_its_connection_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     bounded(async {

@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use super::Options;
+use super::frame::{MessageCounter, PayloadError};
 
 pub const JAVASCRIPT: &str = "application/javascript; charset=UTF-8";
 pub const PLAIN: &str = "text/plain; charset=UTF-8";
@@ -117,13 +118,21 @@ pub enum BodyError {
     Broken(String),
     #[error("request body not complete within {0:?}")]
     Timeout(std::time::Duration),
+    #[error("more than {0} messages in one request")]
+    TooManyMessages(usize),
 }
 
 /// Reads a request body, refusing one over `options.max_message_bytes` as
 /// soon as it passes it, and one that has not fully arrived within
 /// `options.body_timeout` (a client announcing 100,000 bytes and sending 4
-/// would otherwise hold its connection, and a descriptor, for ever).
-pub async fn read_body(mut payload: web::Payload, options: &Options) -> Result<Bytes, BodyError> {
+/// would otherwise hold its connection, and a descriptor, for ever). With a
+/// `counter`, a body of client messages is also refused as soon as it holds
+/// more than `max_messages_per_send`, the rest unread.
+pub async fn read_body(
+    mut payload: web::Payload,
+    options: &Options,
+    mut counter: Option<MessageCounter>,
+) -> Result<Bytes, BodyError> {
     let limit = options.max_message_bytes;
     let read = async {
         let mut body = BytesMut::new();
@@ -132,6 +141,10 @@ pub async fn read_body(mut payload: web::Payload, options: &Options) -> Result<B
             let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
             if body.len() + chunk.len() > limit {
                 return Err(BodyError::TooLarge(limit));
+            }
+            if let Some(Err(PayloadError::TooMany(max))) = counter.as_mut().map(|c| c.feed(&chunk))
+            {
+                return Err(BodyError::TooManyMessages(max));
             }
             body.extend_from_slice(&chunk);
         }
@@ -142,11 +155,12 @@ pub async fn read_body(mut payload: web::Payload, options: &Options) -> Result<B
         .unwrap_or(Err(BodyError::Timeout(options.body_timeout)))
 }
 
-/// `413` for a body over the limit, `400` for a broken one, `408` for one too
-/// slow; the connection is closed after the last two.
+/// `413` for a body over the limit or with too many messages, `400` for a
+/// broken one, `408` for one too slow; the connection is closed after each
+/// but the first (what is left of the body is not read).
 pub fn body_error(req: &HttpRequest, err: &BodyError) -> HttpResponse {
     let status = match err {
-        BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::TooLarge(_) | BodyError::TooManyMessages(_) => StatusCode::PAYLOAD_TOO_LARGE,
         BodyError::Broken(_) => StatusCode::BAD_REQUEST,
         BodyError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
     };

@@ -8,7 +8,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::{ReceiverSpec, SendError, callback, headers, receive, send_to_session};
+use super::{ReceiverSpec, SendError, callback, counter, headers, receive, send_to_session};
 use crate::sockjs::Service;
 use crate::sockjs::frame::jsonp_send_payload;
 use crate::sockjs::http;
@@ -42,10 +42,6 @@ pub async fn jsonp_send(
     if req.method() != Method::POST {
         return http::method_not_allowed("POST");
     }
-    let body = match http::read_body(payload, &service.options).await {
-        Ok(body) => body,
-        Err(e) => return http::body_error(&req, &e),
-    };
     let is_form = req
         .headers()
         .get(CONTENT_TYPE)
@@ -54,6 +50,12 @@ pub async fn jsonp_send(
             v.to_ascii_lowercase()
                 .starts_with("application/x-www-form-urlencoded")
         });
+    // A form's payload is URL-encoded: its messages are counted once decoded.
+    let counting = (!is_form).then(|| counter(&service));
+    let body = match http::read_body(payload, &service.options, counting).await {
+        Ok(body) => body,
+        Err(e) => return http::body_error(&req, &e),
+    };
     let data = match jsonp_send_payload(&body, is_form) {
         Ok(data) => data,
         Err(e) => return SendError::from(e).response(&req),

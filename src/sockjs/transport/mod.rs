@@ -21,7 +21,7 @@ use bytes::Bytes;
 use super::Service;
 use super::admission::{self, Admit};
 use super::budget::reserve_for;
-use super::frame::{PayloadError, decode_messages};
+use super::frame::{MessageCounter, PayloadError, decode_messages};
 use super::http;
 use super::liveness::ClientSocket;
 use super::metrics::{Metrics, Transport};
@@ -206,6 +206,11 @@ pub async fn send_to_session(
             .map_err(|_| SendError::NoSession)?;
     }
     Ok(())
+}
+
+/// What counts a client payload's messages while its body streams in.
+pub fn counter(service: &Service) -> MessageCounter {
+    MessageCounter::new(service.options.max_messages_per_send)
 }
 
 /// Why a jsonp or htmlfile callback name was refused.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::{ReceiverSpec, headers, receive, send_to_session};
+use super::{ReceiverSpec, counter, headers, receive, send_to_session};
 use crate::sockjs::Service;
 use crate::sockjs::http;
 use crate::sockjs::metrics::Transport;
@@ -38,10 +38,11 @@ pub async fn xhr_send(
     match *req.method() {
         Method::OPTIONS => http::preflight(&req, "OPTIONS, POST"),
         Method::POST => {
-            let body = match http::read_body(payload, &service.options).await {
-                Ok(body) => body,
-                Err(e) => return http::body_error(&req, &e),
-            };
+            let body =
+                match http::read_body(payload, &service.options, Some(counter(&service))).await {
+                    Ok(body) => body,
+                    Err(e) => return http::body_error(&req, &e),
+                };
             if let Err(e) = send_to_session(&service, id, body).await {
                 return e.response(&req);
             }
