@@ -34,6 +34,9 @@ pub const DARK: &str = "/dark";
 /// Bridge mode's websocket path.
 pub const BRIDGE: &str = "/data";
 pub const KINDS: &str = "abcdef";
+/// Where every attacker connects from: one machine, as an attack from
+/// one host would (the healthy sessions each have an address of their own).
+pub const ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 2);
 
 /// What one kind's clients did, summed.
 #[derive(Default)]
@@ -113,12 +116,7 @@ async fn upgrade(
     head: String,
     rcvbuf: Option<u32>,
 ) -> Result<(TcpStream, Vec<u8>), Error> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    if let Some(size) = rcvbuf {
-        socket.set_recv_buffer_size(size)?;
-    }
-    let mut s = socket.connect(([127, 0, 0, 1], port).into()).await?;
-    s.set_nodelay(true)?;
+    let mut s = crate::procs::dial(port, ADDRESS, rcvbuf).await?;
     s.write_all(head.as_bytes()).await?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -378,8 +376,7 @@ async fn post(s: &mut TcpStream, buf: &mut Vec<u8>, path: &str, body: &[u8]) -> 
 /// One session's worth of an `xhr_send` flood: opens a session, then posts
 /// `body` until an answer is not 204.
 async fn xhr_flood(port: u16, prefix: &str, body: Vec<u8>, t: &Tally) -> Result<(), Error> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
-    s.set_nodelay(true)?;
+    let mut s = crate::procs::dial(port, ADDRESS, None).await?;
     let mut buf = Vec::new();
     let base = session_path(prefix, "");
     let base = base.trim_end_matches('/');
@@ -401,7 +398,7 @@ async fn xhr_flood(port: u16, prefix: &str, body: Vec<u8>, t: &Tally) -> Result<
 }
 
 async fn slow_body(port: u16, t: &Tally) -> Result<(), Error> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut s = crate::procs::dial(port, ADDRESS, None).await?;
     let mut buf = Vec::new();
     let base = session_path(PREFIX, "");
     let base = base.trim_end_matches('/');

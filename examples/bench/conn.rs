@@ -70,16 +70,22 @@ impl Conn {
     /// Opens a session: websocket upgrade (and `o` for SockJS), or the
     /// xhr-streaming response up to `o`.
     pub async fn open(kind: Kind, port: u16) -> Result<Conn, Error> {
+        Self::open_from(kind, port, std::net::Ipv4Addr::LOCALHOST).await
+    }
+
+    /// [`Conn::open`] from the loopback address `from` (websockets; xhr
+    /// always comes from 127.0.0.1).
+    pub async fn open_from(kind: Kind, port: u16, from: std::net::Ipv4Addr) -> Result<Conn, Error> {
         match kind {
-            Kind::Reference => Ok(Conn::Ws(WsConn::connect(port, "/").await?, kind)),
+            Kind::Reference => Ok(Conn::Ws(WsConn::connect(port, "/", from).await?, kind)),
             Kind::Raw => Ok(Conn::Ws(
-                WsConn::connect(port, &format!("{PREFIX}/websocket")).await?,
+                WsConn::connect(port, &format!("{PREFIX}/websocket"), from).await?,
                 kind,
             )),
             Kind::Sockjs => {
                 let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
                 let path = format!("{PREFIX}/000/b{id}/websocket");
-                let mut ws = WsConn::connect(port, &path).await?;
+                let mut ws = WsConn::connect(port, &path, from).await?;
                 match ws.read_frame().await? {
                     Some(r) if ws.data(r.clone()) == b"o" => Ok(Conn::Ws(ws, kind)),
                     Some(r) => Err(format!(

@@ -36,6 +36,8 @@ pub struct Plan {
     pub kinds: Vec<char>,
     pub separately: bool,
     pub guard_kib: u64,
+    /// `new_sessions_per_second` per client address, when set.
+    pub per_address: Option<usize>,
 }
 
 /// How often each healthy session sends, and how long it waits for an echo
@@ -74,14 +76,21 @@ pub async fn run(setup: &Setup, plan: Plan) -> Result<bool, Error> {
 }
 
 /// The proxy (two services and bridge mode) and the echo backend of `/echo`.
-async fn start(setup: &Setup, name: &str) -> Result<(Child, Child, u16), Error> {
+async fn start(
+    setup: &Setup,
+    name: &str,
+    per_address: Option<usize>,
+) -> Result<(Child, Child, u16), Error> {
     let ports: Vec<u16> = (0..5)
         .map(|_| procs::free_port())
         .collect::<Result<_, _>>()?;
     let service = |prefix: &str, push: u16, pull: u16| {
         format!(
             "[[service]]\nprefix = \"{prefix}\"\npush = \"tcp://127.0.0.1:{push}\"\n\
-             pull = \"tcp://127.0.0.1:{pull}\"\n"
+             pull = \"tcp://127.0.0.1:{pull}\"\n{}",
+            per_address.map_or(String::new(), |n| format!(
+                "new_sessions_per_second = {n}\n"
+            ))
         )
     };
     let head = format!(
@@ -143,7 +152,10 @@ struct Seen {
 /// checked byte for byte, until `stop`.
 async fn healthy(i: u32, port: u16, mut stop: watch::Receiver<bool>) -> Seen {
     let mut seen = Seen::default();
-    let mut conn = match Conn::open(Kind::Sockjs, port).await {
+    // Each from an address of its own (127.1.x.y), as users are.
+    let [_, _, x, y] = (i + 1).to_be_bytes();
+    let from = std::net::Ipv4Addr::new(127, 1, x, y);
+    let mut conn = match Conn::open_from(Kind::Sockjs, port, from).await {
         Ok(c) => c,
         Err(e) => {
             seen.broken = Some(format!("open: {e}"));
@@ -199,7 +211,7 @@ async fn round(setup: &Setup, plan: &Plan, kinds: &[char]) -> Result<(bool, Stri
         "hostile: kinds {kinds:?} × {} clients against {} healthy sessions for {:?}",
         plan.clients, plan.healthy, plan.duration
     );
-    let (mut proxy, mut echo, port) = start(setup, &name).await?;
+    let (mut proxy, mut echo, port) = start(setup, &name, plan.per_address).await?;
     let pid = proxy.pid();
     let (stop_tx, stop_rx) = watch::channel(false);
     let healthy_tasks: Vec<_> = (0..plan.healthy as u32)
@@ -284,6 +296,15 @@ async fn round(setup: &Setup, plan: &Plan, kinds: &[char]) -> Result<(bool, Stri
         }
     );
     let mut row = |k: &str, v: String| md.push_str(&format!("| {k} | {v} |\n"));
+    row(
+        "per-address limit",
+        plan.per_address.map_or("none (defaults)".into(), |n| {
+            format!(
+                "new_sessions_per_second = {n} (attackers all from {})",
+                attackers::ADDRESS
+            )
+        }),
+    );
     row(
         "healthy messages sent / echoed / lost",
         format!("{} / {} / **{lost}**", seen.sent, seen.echoed),

@@ -16,10 +16,10 @@
 //! answering in 10 ms (`admission.rs`). `--profile SECS` runs only the
 //! raw-websocket 100 × 1 load for SECS under `perf record -g` of the proxy.
 //!
-//! Everything is loopback (127.0.0.1) on free ports. The other modules:
-//! `procs` (children, pinning, RSS), `reference` (the yardstick server),
-//! `wsclient` and `xhr` (hand-written clients), `conn` (one session over any
-//! transport, message codec), `load` (scenarios), `report` (the table).
+//! Everything goes to 127.0.0.1 on free ports (`--hostile` dials from other
+//! loopback addresses). Modules: `procs` (children, pinning, RSS),
+//! `reference`, `wsclient`, `xhr`, `conn` (one session over any transport),
+//! `load` (scenarios), `report` (the table).
 
 mod admission;
 mod attackers;
@@ -122,6 +122,9 @@ struct Args {
     /// Stop a --hostile run when the proxy's RSS passes this (MiB).
     #[arg(long, default_value_t = 1024)]
     hostile_guard_mib: u64,
+    /// A --hostile run with `new_sessions_per_second = N` per address.
+    #[arg(long)]
+    hostile_per_address: Option<usize>,
     /// Instead of the scenarios: this many raw websockets open at once
     /// against an auth service answering in 10 ms (issue 15); prints how
     /// long until all were decided.
@@ -233,6 +236,7 @@ async fn run(args: Args) -> Result<bool, Error> {
             },
             separately: args.hostile_separately,
             guard_kib: args.hostile_guard_mib * 1024,
+            per_address: args.hostile_per_address,
         };
         return hostile::run(&setup, plan).await;
     }
@@ -260,7 +264,7 @@ async fn run(args: Args) -> Result<bool, Error> {
         }
     ));
     r.notes
-        .push(format!("load average at start: {}", loadavg()));
+        .push(format!("load average at start: {}", procs::loadavg()));
     r.notes.push("proxy: target/release/sockjsproxy, workers = 1, response_limit = 1 GiB; reference: tokio-tungstenite 0.24, current-thread, 4 KiB read chunk".into());
 
     // Memory first, each on a fresh server, so that earlier scenarios' freed
@@ -416,7 +420,7 @@ async fn run(args: Args) -> Result<bool, Error> {
 
     r.notes.push(format!(
         "load average at end: {}; wall time {:.0} s",
-        loadavg(),
+        procs::loadavg(),
         started.elapsed().as_secs_f64()
     ));
     let table = r.markdown();
@@ -491,11 +495,4 @@ async fn profile(setup: &Setup, secs: u64) -> Result<bool, Error> {
         data.display()
     );
     Ok(true)
-}
-
-/// /proc/loadavg's first three fields.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }

@@ -27,10 +27,10 @@ pub struct WsConn {
 const KEY_HEADER: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
 
 impl WsConn {
-    /// Opens `ws://127.0.0.1:port{path}` and completes the upgrade.
-    pub async fn connect(port: u16, path: &str) -> Result<WsConn, Error> {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        stream.set_nodelay(true)?;
+    /// Opens `ws://127.0.0.1:port{path}` from the loopback address `from`
+    /// and completes the upgrade.
+    pub async fn connect(port: u16, path: &str, from: std::net::Ipv4Addr) -> Result<WsConn, Error> {
+        let stream = crate::procs::dial(port, from, None).await?;
         let mut conn = WsConn {
             stream,
             rbuf: vec![0; 4096],
