@@ -87,18 +87,23 @@ impl M2 {
     }
 
     /// Waits until a GET of `/m2/echo` is answered 200: the handler is
-    /// connected both ways (its PUB's subscription has arrived).
+    /// connected both ways (its PUB's subscription has arrived). A request
+    /// that reached the handler before the subscription reached its PUB has
+    /// its answer dropped by 0MQ (and would wait for `handler_timeout_ms`):
+    /// each try gets a second, then the next one goes.
     pub async fn wait_ready(&self) {
         let deadline = Instant::now() + IO_LIMIT;
         loop {
-            let r = super::http::get(self.proxy.http_port, "/m2/echo").await;
-            if r.status == 200 {
+            let get = super::http::get(self.proxy.http_port, "/m2/echo");
+            let status = tokio::time::timeout(Duration::from_secs(1), get)
+                .await
+                .map(|r| r.status);
+            if status == Ok(200) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "the handler never answered: {}",
-                r.status
+                "the handler never answered: {status:?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
