@@ -41,6 +41,7 @@
 
 pub mod boxes;
 pub mod cert;
+pub mod client;
 pub mod session;
 #[cfg(test)]
 mod tests;
