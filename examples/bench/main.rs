@@ -13,8 +13,10 @@
 //! non-zero if any scenario errs; CI runs that. `--hostile` runs issue 11's
 //! hostile clients against well-behaved sessions instead (`hostile.rs`);
 //! `--admission 1000` opens 1,000 sessions at once against an auth service
-//! answering in 10 ms (`admission.rs`). `--profile SECS` runs only the
-//! raw-websocket 100 × 1 load for SECS under `perf record -g` of the proxy.
+//! answering in 10 ms (`admission.rs`). `--curve` measures the raw-websocket
+//! 100 × 1 load with CURVE off and on (`curve.rs`). `--profile SECS` runs
+//! only the raw-websocket 100 × 1 load for SECS under `perf record -g` of
+//! the proxy (`profile.rs`).
 //!
 //! Everything goes to 127.0.0.1 on free ports (`--hostile` dials from other
 //! loopback addresses). Modules: `procs` (children, pinning, RSS),
@@ -24,13 +26,16 @@
 mod admission;
 mod attackers;
 mod conn;
+mod curve;
 mod hostile;
 mod load;
 mod procs;
+mod profile;
 mod reference;
 mod report;
 mod wsclient;
 mod xhr;
+mod zmtp_echo;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -130,15 +135,25 @@ struct Args {
     /// long until all were decided.
     #[arg(long, value_name = "SESSIONS")]
     admission: Option<usize>,
+    /// Instead of the scenarios: raw websocket 100 × 1 with CURVE off and
+    /// on (issue 12), ROUNDS rounds of each, alternating (1 with --smoke).
+    #[arg(long, value_name = "ROUNDS", num_args = 0..=1, default_missing_value = "3")]
+    curve: Option<usize>,
     /// Internal: be the reference echo server on this port.
     #[arg(long, hide = true)]
     reference_server: Option<u16>,
+    /// Internal: be the ZMTP echo backend of `--curve` (see zmtp_echo.rs).
+    #[arg(long, hide = true)]
+    zmtp_echo: Option<String>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(port) = args.reference_server {
         reference::run(port);
+    }
+    if let Some(spec) = &args.zmtp_echo {
+        zmtp_echo::run(spec);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -219,7 +234,18 @@ async fn run(args: Args) -> Result<bool, Error> {
         pinning,
     };
     if let Some(secs) = args.profile {
-        return profile(&setup, secs).await;
+        return profile::run(&setup, secs).await;
+    }
+    if let Some(rounds) = args.curve {
+        let plan = curve::Plan {
+            sessions: if args.smoke { 10 } else { 100 },
+            rounds: if args.smoke { 1 } else { rounds.max(1) },
+            warmup: Duration::from_secs_f64(if args.smoke { 0.1 } else { args.warmup }),
+            measure: Duration::from_secs_f64(if args.smoke { 0.3 } else { args.duration }),
+            smoke: args.smoke,
+            out: out_dir.join("curve.md"),
+        };
+        return curve::run(&setup, plan).await;
     }
     if let Some(sessions) = args.admission {
         return admission::run(&setup, if args.smoke { 50 } else { sessions.max(1) }).await;
@@ -450,49 +476,4 @@ fn build() -> Result<(), Error> {
         return Err(format!("cargo build failed: {status}").into());
     }
     Ok(())
-}
-
-/// `perf record -g` of the proxy during the raw ws 100 × 1 load.
-async fn profile(setup: &Setup, secs: u64) -> Result<bool, Error> {
-    let proxy = setup.start_proxy("profile").await?;
-    let data = setup.out_dir.join("perf.data");
-    let mut cmd = Command::new("perf");
-    cmd.args(["record", "-g", "-o"])
-        .arg(&data)
-        .args(["-p", &proxy.proxy.pid().to_string()]);
-    let perf = procs::spawn("perf", cmd, &setup.out_dir.join("perf.log"))?;
-    // Give perf a moment to attach before the load starts.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let server = load::Server {
-        port: proxy.port,
-        pid: proxy.proxy.pid(),
-        backend: Some(proxy.echo.pid()),
-        pinned: setup.pinning.enabled,
-    };
-    let window = Duration::from_secs(secs);
-    let rate = load::throughput(
-        Kind::Raw,
-        server,
-        100,
-        1,
-        Duration::from_millis(200),
-        window,
-    )
-    .await?;
-    // SIGINT lets perf write its file; Drop's SIGKILL is only the fallback.
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(perf.pid() as i32, libc::SIGINT);
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    drop(perf);
-    println!(
-        "raw ws 100 × 1 under perf: {:.0}/s, proxy {:.0} % CPU, {:.2} µs/rt, {:.2} context switches/rt",
-        rate.median, rate.server_cpu, rate.server_us_per_rt, rate.server_cs_per_rt
-    );
-    println!(
-        "perf report -i {} --stdio --no-children | head -60",
-        data.display()
-    );
-    Ok(true)
 }

@@ -5,6 +5,11 @@
 //! [`Decoder`], so the limits on frames and bytes apply to what the peer
 //! meant, and a box that does not open ends the connection before anything
 //! of it is delivered.
+//!
+//! Either side of a connection can use it, given its [`Session`]: besides
+//! the proxy's sockets, the benchmark's CURVE echo backend (a client,
+//! `examples/bench/zmtp_echo.rs`) and the fuzz targets (`tests/fuzz/`),
+//! which is why it is public.
 
 use bytes::BytesMut;
 

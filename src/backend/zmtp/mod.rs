@@ -23,7 +23,7 @@ pub mod curve;
 pub mod decoder;
 mod handshake;
 mod ledger;
-mod link;
+pub mod link;
 pub mod pull;
 pub mod push;
 pub mod wire;

@@ -31,16 +31,17 @@
 //! primitives are RustCrypto's (see [`boxes`]).
 //!
 //! Cost: a few X25519 key agreements and boxes per connection; per frame,
-//! one XSalsa20Poly1305 box (33 more bytes on the wire) and a copy. A
-//! round trip (3 frames out, 3 in) took 8 µs of CPU for the proxy's side
-//! on the 2-core development machine under load (load average 6;
-//! `curve_cost_per_round_trip` in `tests.rs`, 2026-12-04), against 11 µs
-//! for the whole round trip without CURVE in the README's quiet bench run:
-//! expect CURVE to cost more than the 25 % hoped for until it is measured
-//! with the bench, whose backend (the `zmq` crate's libzmq) has no CURVE.
+//! one XSalsa20Poly1305 box (33 more bytes on the wire) and a copy, so a
+//! round trip (3 frames out, 3 in) is six boxes for the proxy. A small box
+//! is mostly fixed cost, which poly1305's AVX2 backend tripled (it
+//! prepares four powers of each box's one-time key): the build selects its
+//! portable backend (`.cargo/config.toml`). `bench --curve` measures CURVE
+//! off and on; the figures are in README.rst, "Securing the backend link";
+//! `curve_cost_per_round_trip` in `tests.rs` times the boxes alone.
 
 pub mod boxes;
 pub mod cert;
+pub mod client;
 pub mod session;
 #[cfg(test)]
 mod tests;

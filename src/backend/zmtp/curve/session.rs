@@ -61,8 +61,8 @@ impl Session {
         }
     }
 
-    /// The client's side, for tests that play a backend by hand.
-    #[cfg(test)]
+    /// The client's side (see [`super::client`]): `next` is the counter
+    /// after INITIATE's, `peer` the server's READY counter.
     pub(super) fn client(cipher: SalsaBox, next: u64, peer: u64) -> Session {
         Session {
             cipher,

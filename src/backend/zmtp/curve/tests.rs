@@ -1,5 +1,5 @@
-//! The server's handshake and MESSAGE boxes against a client written here
-//! from RFC 26, byte by byte: sizes and layouts of each command, and every
+//! The server's handshake and MESSAGE boxes against the client of
+//! [`super::client`], byte by byte: sizes and layouts of each command, and every
 //! way a peer can fail: the wrong server key, an unknown client key, a
 //! forged cookie or vouch, a tampered, replayed or reordered box.
 
@@ -8,100 +8,26 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use crypto_box::aead::OsRng;
-use crypto_box::{PublicKey, SalsaBox, SecretKey};
+use crypto_box::{PublicKey, SecretKey};
 
-use super::boxes::{nonce, open, seal};
-use super::{CurveError, Done, Handshake, Keys, Session};
+use super::client::Client;
+use super::{CurveError, Done, Handshake, Keys};
 use crate::backend::zmtp::decoder::{Decoder, Item, Limits};
 use crate::backend::zmtp::wire::{self, SocketType};
 
-/// A CURVE client as a backend's libzmq plays it.
-struct Client {
-    long: SecretKey,
-    transient: SecretKey,
-    server: PublicKey,
-    /// (S', cookie) from WELCOME.
-    welcome: Option<(PublicKey, Vec<u8>)>,
+/// A client for the server `keys`, with a long-term key of its own.
+fn client_of(keys: &Keys) -> Client {
+    Client::new(SecretKey::generate(&mut OsRng), keys.public.clone())
 }
 
-impl Client {
-    fn new(server: PublicKey) -> Client {
-        Client {
-            long: SecretKey::generate(&mut OsRng),
-            transient: SecretKey::generate(&mut OsRng),
-            server,
-            welcome: None,
-        }
-    }
-
-    fn hello(&self) -> Vec<u8> {
-        let mut body = b"\x05HELLO\x01\x00".to_vec();
-        body.extend_from_slice(&[0; 72]);
-        body.extend_from_slice(self.transient.public_key().as_bytes());
-        body.extend_from_slice(&1u64.to_be_bytes());
-        let b = SalsaBox::new(&self.server, &self.transient);
-        body.extend_from_slice(&seal(
-            &b,
-            &nonce(b"CurveZMQHELLO---", &1u64.to_be_bytes()),
-            &[0; 64],
-        ));
-        body
-    }
-
-    fn welcome(&mut self, body: &[u8]) {
-        assert!(body.starts_with(b"\x07WELCOME"));
-        assert_eq!(
-            body.len(),
-            168,
-            "WELCOME is as long as HELLO's 200 less its padding"
-        );
-        let b = SalsaBox::new(&self.server, &self.transient);
-        let plain = open(&b, &nonce(b"WELCOME-", &body[8..24]), &body[24..]).expect("WELCOME box");
-        let s_prime = PublicKey::from(<[u8; 32]>::try_from(&plain[..32]).unwrap());
-        self.welcome = Some((s_prime, plain[32..].to_vec()));
-    }
-
-    /// INITIATE vouching for `vouch_for` as the server's key (ours: the
-    /// server's real key).
-    fn initiate(&self, socket_type: &str, vouch_for: &PublicKey) -> Vec<u8> {
-        let (s_prime, cookie) = self.welcome.as_ref().expect("WELCOME first");
-        let mut vouch_plain = self.transient.public_key().as_bytes().to_vec();
-        vouch_plain.extend_from_slice(vouch_for.as_bytes());
-        let vouch_nonce = [7u8; 16];
-        let vouch = seal(
-            &SalsaBox::new(s_prime, &self.long),
-            &nonce(b"VOUCH---", &vouch_nonce),
-            &vouch_plain,
-        );
-        let mut plain = self.long.public_key().as_bytes().to_vec();
-        plain.extend_from_slice(&vouch_nonce);
-        plain.extend_from_slice(&vouch);
-        let mut metadata = vec![11u8];
-        metadata.extend_from_slice(b"Socket-Type");
-        metadata.extend_from_slice(&(socket_type.len() as u32).to_be_bytes());
-        metadata.extend_from_slice(socket_type.as_bytes());
-        plain.extend_from_slice(&metadata);
-        let mut body = b"\x08INITIATE".to_vec();
-        body.extend_from_slice(cookie);
-        body.extend_from_slice(&2u64.to_be_bytes());
-        body.extend_from_slice(&seal(
-            &SalsaBox::new(s_prime, &self.transient),
-            &nonce(b"CurveZMQINITIATE", &2u64.to_be_bytes()),
-            &plain,
-        ));
-        body
-    }
-
-    /// Opens READY; the client's session from here on.
-    fn ready(&self, body: &[u8]) -> (Session, Vec<u8>) {
-        let (s_prime, _) = self.welcome.as_ref().unwrap();
-        assert!(body.starts_with(b"\x05READY"));
-        let b = SalsaBox::new(s_prime, &self.transient);
-        let counter = u64::from_be_bytes(body[6..14].try_into().unwrap());
-        let metadata =
-            open(&b, &nonce(b"CurveZMQREADY---", &body[6..14]), &body[14..]).expect("READY box");
-        (Session::client(b, 3, counter), metadata)
-    }
+/// Reads WELCOME into `client`, checking its size first.
+fn welcome(client: &mut Client, body: &[u8]) {
+    assert_eq!(
+        body.len(),
+        168,
+        "WELCOME is as long as HELLO's 200 less its padding"
+    );
+    client.welcome(body).expect("WELCOME opens");
 }
 
 fn server_keys(clients: Option<&[&PublicKey]>) -> Arc<Keys> {
@@ -130,23 +56,23 @@ fn handshake(
             .unwrap()
             .is_none()
     );
-    client.welcome(&command(&mut out));
-    let done = server.on_command(&client.initiate("PULL", &keys.public), &mut out);
+    welcome(client, &command(&mut out));
+    let done = server.on_command(&client.initiate(SocketType::Pull).unwrap(), &mut out);
     (done, out)
 }
 
 #[test]
 fn a_client_with_our_key_and_a_listed_key_completes_the_handshake_and_boxes_both_ways() {
-    let mut client = Client::new(PublicKey::from([0; 32]));
-    let keys = server_keys(Some(&[&client.long.public_key()]));
-    client.server = keys.public.clone();
+    let long = SecretKey::generate(&mut OsRng);
+    let keys = server_keys(Some(&[&long.public_key()]));
+    let mut client = Client::new(long, keys.public.clone());
     let (done, mut out) = handshake(&keys, &mut client);
     let done = done.unwrap().expect("done after INITIATE");
     assert_eq!(done.socket_type.as_deref(), Some(&b"PULL"[..]));
     let ready = command(&mut out);
     // "\x05READY", counter, tag, and Socket-Type PUSH (20 bytes).
     assert_eq!(ready.len(), 6 + 8 + 16 + 20);
-    let (mut ours, metadata) = client.ready(&ready);
+    let (mut ours, metadata) = client.ready(&ready).unwrap();
     assert_eq!(metadata, wire::socket_type_property(SocketType::Push));
     let mut server = done.session;
 
@@ -199,12 +125,11 @@ fn a_client_with_our_key_and_a_listed_key_completes_the_handshake_and_boxes_both
 
 #[test]
 fn tampered_and_reordered_boxes_are_refused() {
-    let mut client = Client::new(PublicKey::from([0; 32]));
     let keys = server_keys(None);
-    client.server = keys.public.clone();
+    let mut client = client_of(&keys);
     let (done, mut out) = handshake(&keys, &mut client);
     let mut server = done.unwrap().unwrap().session;
-    let (mut ours, _) = client.ready(&command(&mut out));
+    let (mut ours, _) = client.ready(&command(&mut out)).unwrap();
     let mut first = BytesMut::new();
     let mut second = BytesMut::new();
     let mut plain = BytesMut::new();
@@ -238,7 +163,10 @@ fn tampered_and_reordered_boxes_are_refused() {
 #[test]
 fn a_client_with_the_wrong_server_key_is_refused_at_hello_with_no_answer() {
     let keys = server_keys(None);
-    let client = Client::new(SecretKey::generate(&mut OsRng).public_key());
+    let client = Client::new(
+        SecretKey::generate(&mut OsRng),
+        SecretKey::generate(&mut OsRng).public_key(),
+    );
     let mut server = Handshake::new(keys, SocketType::Pull);
     let mut out = BytesMut::new();
     assert_eq!(
@@ -248,7 +176,7 @@ fn a_client_with_the_wrong_server_key_is_refused_at_hello_with_no_answer() {
     assert!(out.is_empty());
     // And a HELLO of the wrong size or version is malformed.
     let keys = server_keys(None);
-    let client = Client::new(keys.public.clone());
+    let client = client_of(&keys);
     for bad in [
         &client.hello()[..199],
         &[&client.hello()[..6], &[2, 0], &client.hello()[8..]].concat(),
@@ -270,7 +198,7 @@ fn a_client_with_the_wrong_server_key_is_refused_at_hello_with_no_answer() {
 fn an_unknown_client_key_gets_error_400_and_no_session() {
     let listed = SecretKey::generate(&mut OsRng).public_key();
     let keys = server_keys(Some(&[&listed]));
-    let mut client = Client::new(keys.public.clone());
+    let mut client = client_of(&keys);
     let (done, mut out) = handshake(&keys, &mut client);
     assert!(matches!(done, Err(CurveError::UnknownClient(_))));
     assert_eq!(&command(&mut out)[..], b"\x05ERROR\x03400");
@@ -279,12 +207,12 @@ fn an_unknown_client_key_gets_error_400_and_no_session() {
 #[test]
 fn a_forged_cookie_or_a_vouch_for_another_server_is_refused() {
     let keys = server_keys(None);
-    let mut client = Client::new(keys.public.clone());
+    let mut client = client_of(&keys);
     let mut server = Handshake::new(keys.clone(), SocketType::Push);
     let mut out = BytesMut::new();
     server.on_command(&client.hello(), &mut out).unwrap();
-    client.welcome(&command(&mut out));
-    let mut initiate = client.initiate("PULL", &keys.public);
+    welcome(&mut client, &command(&mut out));
+    let mut initiate = client.initiate(SocketType::Pull).unwrap();
     initiate[20] ^= 1;
     assert_eq!(
         server.on_command(&initiate, &mut out).unwrap_err(),
@@ -293,11 +221,16 @@ fn a_forged_cookie_or_a_vouch_for_another_server_is_refused() {
 
     let mut server = Handshake::new(keys.clone(), SocketType::Push);
     server.on_command(&client.hello(), &mut out).unwrap();
-    client.welcome(&command(&mut out));
+    welcome(&mut client, &command(&mut out));
     let other = SecretKey::generate(&mut OsRng).public_key();
     assert_eq!(
         server
-            .on_command(&client.initiate("PULL", &other), &mut out)
+            .on_command(
+                &client
+                    .initiate_with(&wire::socket_type_property(SocketType::Pull), &other)
+                    .unwrap(),
+                &mut out
+            )
             .unwrap_err(),
         CurveError::BadVouch
     );
@@ -311,12 +244,11 @@ fn a_forged_cookie_or_a_vouch_for_another_server_is_refused() {
 #[test]
 #[ignore = "a measurement, not a check"]
 fn curve_cost_per_round_trip() {
-    let mut client = Client::new(PublicKey::from([0; 32]));
     let keys = server_keys(None);
-    client.server = keys.public.clone();
+    let mut client = client_of(&keys);
     let (done, mut out) = handshake(&keys, &mut client);
     let mut server = done.unwrap().unwrap().session;
-    let (mut ours, _) = client.ready(&command(&mut out));
+    let (mut ours, _) = client.ready(&command(&mut out)).unwrap();
     let text = [b'x'; 32];
     let mut event = BytesMut::new();
     wire::encode_message(&[b"message", b"17", &text], &mut event);
