@@ -349,8 +349,10 @@ impl Link {
 /// hear the disconnect); its HTTP requests may finish within the linger.
 impl crate::shutdown::Closing for Link {
     fn close_all(&self, _code: u16, _reason: &'static str) -> usize {
+        // Counted first: each websocket lets go of its receiver as it closes.
+        let open = self.shutdown.receiver_count();
         self.shutdown.send_replace(true);
-        self.shutdown.receiver_count()
+        open
     }
 
     fn settled(&self) -> bool {
