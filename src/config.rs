@@ -164,6 +164,7 @@ impl Config {
             ping: defaults.websocket_ping,
             backlog: None,
         };
+        let route_defaults = mongrel2::Defaults::global(&defaults);
         let backend_queue = positive(
             "backend_queue_bytes",
             cli.backend_queue_bytes.unwrap_or(backend::QUEUE_BYTES),
@@ -203,7 +204,7 @@ impl Config {
         check_unique(&services)?;
         curve::check_engine(&services, cli.connect, engine)?;
         let mongrel2 = match file_ref {
-            Some(f) => mongrel2::routes_from_file(&f.mongrel2, bridge_websocket.max_message_bytes)?,
+            Some(f) => mongrel2::routes_from_file(&f.mongrel2, route_defaults)?,
             None => Vec::new(),
         };
         mongrel2::check_against_services(&mongrel2, &services)?;
@@ -389,7 +390,7 @@ fn service_from_file(
         },
     };
     let prefix = normalize_prefix(&s.prefix)?;
-    let handler = mongrel2::service_handler(s, &prefix, options.max_message_bytes)?;
+    let handler = mongrel2::service_handler(s, &prefix, &options)?;
     let (push, pull) = match &handler {
         Some(h) => (h.send_spec.clone(), h.recv_spec.clone()),
         None => mongrel2::zmq_endpoints(s, &prefix)?,

@@ -55,6 +55,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .as_ref()
         .map(|c| Arc::new(crate::backend::topology::ScaleOut::new(c)));
     let mut unstarted_links = Vec::new();
+    // What the shutdown closes: every service's sessions, every route's
+    // websockets.
+    let mut closers: Vec<Arc<dyn shutdown::Closing>> = Vec::new();
     for s in &config.services {
         if let Some(handler) = &s.mongrel2 {
             // A SockJS service served by Mongrel2 handlers.
@@ -63,9 +66,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             let admission = crate::auth::Authenticator::new(&s.auth, &zmq)?
                 .map(|a| Arc::new(a) as Arc<dyn crate::sockjs::admission::Admission>);
             let app = Arc::new(crate::mongrel2::sessions::Sessions::new(link));
+            closers.push(app.clone());
             let options = s.options.clone();
-            let service = Service::new(s.prefix.clone(), options, app).with_admission(admission);
-            services.push(Arc::new(service));
+            let service =
+                Arc::new(Service::new(s.prefix.clone(), options, app).with_admission(admission));
+            sources.0.push((service.clone(), None));
+            services.push(service);
             continue;
         }
         let (backend, sockets) = match &scale {
@@ -79,7 +85,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         let service = Arc::new(
             Service::new(s.prefix.clone(), options, backend.clone()).with_admission(admission),
         );
-        sources.0.push((service.clone(), backend));
+        closers.push(backend.clone());
+        sources.0.push((service.clone(), Some(backend)));
         services.push(service);
     }
     // Mongrel2 routes: their sockets bound now, their readers started with
@@ -88,10 +95,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     for settings in &config.mongrel2 {
         let (link, sub) = crate::mongrel2::link::Link::bind(&zmq, settings.clone())?;
         routes.push(link.clone());
+        closers.push(link.clone());
         unstarted_links.push((link, sub));
     }
     let unstarted_links = Arc::new(Mutex::new(unstarted_links));
-    let backends: Vec<Arc<Backend>> = sources.0.iter().map(|(_, b)| b.clone()).collect();
     let services = web::Data::new(Services::new(services));
     let metrics_here = config.metrics_public;
     let metrics = metrics::configure(sources.clone());
@@ -206,7 +213,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let handle = server.handle();
     let metrics_handle = metrics_server.as_ref().map(|s| s.handle());
     actix_web::rt::spawn(async move {
-        shutdown::on_signal(handle, backends, linger).await;
+        shutdown::on_signal(handle, closers, linger).await;
         if let Some(h) = metrics_handle {
             h.stop(true).await;
         }

@@ -43,7 +43,7 @@ async fn start_with(script: &str) -> (Proxy, common::mongrel2::Handler) {
             &format!("tcp://127.0.0.1:{}", p[1]),
             &format!("tcp://127.0.0.1:{}", p[2]),
         ])
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let handler = common::mongrel2::Handler::from(child);
@@ -201,6 +201,93 @@ async fn the_chat_sample_delivers_each_message_to_every_session() {
         assert_eq!(x.next().await, "a[\"hello room\"]");
         assert_eq!(ws::messages(&mut a, 1).await, ["hello room"]);
         assert_eq!(ws::messages(&mut b, 1).await, ["hello room"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn on_sigterm_sessions_close_with_1001_and_the_handler_hears_each_disconnect() {
+    if !python_ready("on_sigterm_sessions_close_with_1001_and_the_handler_hears_each_disconnect") {
+        return;
+    }
+    bounded(async {
+        let (mut proxy, h) = start().await;
+        let port = proxy.http_port;
+        let mut c = ws::connect(port, &format!("{PREFIX}/000/t1/websocket")).await;
+        assert_eq!(ws::text(&mut c).await, "o");
+        let mut stream = Frames::open(
+            port,
+            "POST",
+            &format!("{PREFIX}/000/t2/xhr_streaming"),
+            Wire::Newline,
+        )
+        .await;
+        stream.prelude(2049).await;
+        assert_eq!(stream.next().await, "o");
+        let asked = Instant::now();
+        assert_eq!(proxy.terminate().await, Some(0));
+        assert!(
+            asked.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            asked.elapsed()
+        );
+        let goodbye = "c[1001,\"Server shutting down\"]";
+        assert_eq!(ws::text(&mut c).await, goodbye);
+        assert_eq!(stream.next().await, goodbye);
+        common::mongrel2::every_open_websocket_disconnected(&h).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_mongrel2_service_counts_its_sessions_and_messages_like_any_service() {
+    if !python_ready("a_mongrel2_service_counts_its_sessions_and_messages_like_any_service") {
+        return;
+    }
+    bounded(async {
+        let (proxy, _h) = start().await;
+        let port = proxy.http_port;
+        let metric = |name: &str, labels: &str| {
+            format!("sockjsproxy_{name}{{service=\"{PREFIX}\"{labels}}}")
+        };
+        // What the readiness check (websocket sessions) left behind.
+        let ws_opened = metric("sessions_opened_total", ",transport=\"websocket\"");
+        let xhr_opened = metric("sessions_opened_total", ",transport=\"xhr_streaming\"");
+        let xhr_open = metric("sessions_open", ",transport=\"xhr_streaming\"");
+        let messages_in = metric("messages_total", ",direction=\"in\"");
+        let messages_out = metric("messages_total", ",direction=\"out\"");
+        let bytes_in = metric("bytes_total", ",direction=\"in\"");
+        let before_in = proxy.metric(&messages_in).await;
+        let before_out = proxy.metric(&messages_out).await;
+        let before_bytes = proxy.metric(&bytes_in).await;
+        assert!(proxy.metric(&ws_opened).await >= 1.0);
+        assert_eq!(proxy.metric(&xhr_opened).await, 0.0);
+
+        let mut stream = Frames::open(
+            port,
+            "POST",
+            &format!("{PREFIX}/000/m1/xhr_streaming"),
+            Wire::Newline,
+        )
+        .await;
+        stream.prelude(2049).await;
+        assert_eq!(stream.next().await, "o");
+        let send = format!("{PREFIX}/000/m1/xhr_send");
+        assert_eq!(post(port, &send, b"[\"one\",\"two\"]").await.status, 204);
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            got.extend(common::messages(&stream.next().await));
+        }
+        assert_eq!(got, ["one", "two"]);
+        assert_eq!(proxy.metric(&xhr_opened).await, 1.0);
+        assert_eq!(proxy.metric(&xhr_open).await, 1.0);
+        assert_eq!(proxy.metric(&messages_in).await - before_in, 2.0);
+        assert_eq!(proxy.metric(&messages_out).await - before_out, 2.0);
+        assert_eq!(proxy.metric(&bytes_in).await - before_bytes, 6.0);
+        // The zmq backend's families say nothing of it.
+        let text = common::http::get(port, "/metrics").await.text();
+        let queue = format!("sockjsproxy_backend_queue_depth{{service=\"{PREFIX}\"}}");
+        assert!(!text.contains(&queue), "{text}");
     })
     .await;
 }

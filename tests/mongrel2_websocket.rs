@@ -176,3 +176,39 @@ async fn an_upgrade_with_no_handler_connected_gets_502() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn on_sigterm_route_websockets_close_with_1001_and_the_handler_hears_each_disconnect() {
+    if !python_ready(
+        "on_sigterm_route_websockets_close_with_1001_and_the_handler_hears_each_disconnect",
+    ) {
+        return;
+    }
+    bounded(async {
+        let mut m2 = M2::start("json", "").await;
+        let h = m2.handler().await;
+        let mut clients = Vec::new();
+        for i in 0..3 {
+            let mut c = ws::connect(m2.proxy.http_port, "/m2/ws").await;
+            let text = format!("client {i}");
+            ws::send(&mut c, &text).await;
+            assert_eq!(ws::text(&mut c).await, text);
+            clients.push(c);
+        }
+        assert_eq!(h.wait_said("open ", 3).await.len(), 3);
+        let asked = Instant::now();
+        assert_eq!(m2.proxy.terminate().await, Some(0));
+        // Within the default linger (2 s) and the 1 s margin, with room.
+        assert!(
+            asked.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            asked.elapsed()
+        );
+        for c in &mut clients {
+            assert_eq!(ws::close_frame(c).await.0, 1001);
+        }
+        common::mongrel2::every_open_websocket_disconnected(&h).await;
+        assert!(m2.proxy.stderr_contains("closing 3 sessions"));
+    })
+    .await;
+}

@@ -13,7 +13,14 @@
 //! protocol = "json"            # or "tnetstring"
 //! handler_timeout_ms = 30000
 //! max_message_bytes = 1048576  # largest request body or websocket message
+//! body_timeout_ms = 10000      # a request body must arrive within this: else 408
+//! reply_queue_bytes = 1048576  # replies held for a client that does not read
 //! ```
+//!
+//! `max_message_bytes` and `body_timeout_ms` default to the global ones
+//! (`--max-message-bytes`, `--body-timeout-ms`). A `[[service]]` with
+//! `backend = "mongrel2"` holds for each session at most its
+//! `max_queue_bytes` of replies.
 
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -23,6 +30,7 @@ use super::checks::{millis, normalize_prefix, positive};
 use crate::backend::endpoint;
 use crate::mongrel2::link::{self, Settings};
 use crate::mongrel2::request::Protocol;
+use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,16 +44,37 @@ pub(super) struct FileRoute {
     protocol: Option<String>,
     handler_timeout_ms: Option<u64>,
     max_message_bytes: Option<usize>,
+    body_timeout_ms: Option<u64>,
+    reply_queue_bytes: Option<usize>,
+}
+
+/// What a route does not say takes these.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Defaults {
+    pub max_message_bytes: usize,
+    pub body_timeout: Duration,
+    pub reply_queue_bytes: usize,
+}
+
+impl Defaults {
+    /// A route's defaults: the global limits.
+    pub fn global(options: &crate::sockjs::Options) -> Defaults {
+        Defaults {
+            max_message_bytes: options.max_message_bytes,
+            body_timeout: options.body_timeout,
+            reply_queue_bytes: link::REPLY_QUEUE_BYTES,
+        }
+    }
 }
 
 fn bad(message: String) -> ConfigError {
     ConfigError::Mongrel2(message)
 }
 
-/// Checks every route; `max_message_bytes` is the default body limit.
+/// Checks every route.
 pub(super) fn routes_from_file(
     routes: &[FileRoute],
-    max_message_bytes: usize,
+    defaults: Defaults,
 ) -> Result<Vec<Settings>, ConfigError> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -71,7 +100,12 @@ pub(super) fn routes_from_file(
             )?,
             max_message_bytes: positive(
                 "max_message_bytes",
-                r.max_message_bytes.unwrap_or(max_message_bytes),
+                r.max_message_bytes.unwrap_or(defaults.max_message_bytes),
+            )?,
+            body_timeout: millis("body_timeout_ms", r.body_timeout_ms, defaults.body_timeout)?,
+            reply_queue_bytes: positive(
+                "reply_queue_bytes",
+                r.reply_queue_bytes.unwrap_or(defaults.reply_queue_bytes),
             )?,
         });
     }
@@ -110,7 +144,7 @@ pub(super) fn protocol(name: Option<&str>) -> Result<Protocol, ConfigError> {
 pub(super) fn service_handler(
     s: &super::FileService,
     prefix: &str,
-    max_message_bytes: usize,
+    options: &crate::sockjs::Options,
 ) -> Result<Option<Settings>, ConfigError> {
     let service = if prefix.is_empty() { "/" } else { prefix };
     let handler_keys = [
@@ -153,9 +187,16 @@ pub(super) fn service_handler(
                 recv_ident: s.recv_ident.clone().unwrap_or_default(),
                 protocol: s.protocol.clone(),
                 handler_timeout_ms: s.handler_timeout_ms,
-                max_message_bytes: Some(max_message_bytes),
+                max_message_bytes: None,
+                body_timeout_ms: None,
+                reply_queue_bytes: None,
             };
-            Ok(routes_from_file(&[file], max_message_bytes)?.pop())
+            // A session's replies are bounded as its outgoing messages are.
+            let defaults = Defaults {
+                reply_queue_bytes: options.max_queue_bytes,
+                ..Defaults::global(options)
+            };
+            Ok(routes_from_file(&[file], defaults)?.pop())
         }
         Some(other) => Err(bad(format!(
             "service {service}: bad backend {other:?}: it must be \"zmq\" or \"mongrel2\""
@@ -211,7 +252,12 @@ mod tests {
             mongrel2: Vec<FileRoute>,
         }
         let f: F = toml::from_str(toml).map_err(|e| bad(e.to_string()))?;
-        routes_from_file(&f.mongrel2, 1000)
+        let defaults = Defaults {
+            max_message_bytes: 1000,
+            body_timeout: Duration::from_secs(10),
+            reply_queue_bytes: link::REPLY_QUEUE_BYTES,
+        };
+        routes_from_file(&f.mongrel2, defaults)
     }
 
     const OK: &str = r#"
@@ -229,14 +275,22 @@ mod tests {
         assert_eq!(r.protocol, Protocol::Json);
         assert_eq!(r.handler_timeout, Duration::from_secs(30));
         assert_eq!(r.max_message_bytes, 1000);
+        assert_eq!(r.body_timeout, Duration::from_secs(10));
+        assert_eq!(r.reply_queue_bytes, 1 << 20);
         let t = route(&format!(
-            "{OK}protocol = \"tnetstring\"\nhandler_timeout_ms = 50"
+            "{OK}protocol = \"tnetstring\"\nhandler_timeout_ms = 50\n\
+             body_timeout_ms = 70\nreply_queue_bytes = 4096"
         ))
         .unwrap();
         assert_eq!(
-            (t[0].protocol, t[0].handler_timeout),
-            (Protocol::Tnetstring, Duration::from_millis(50))
+            (t[0].protocol, t[0].handler_timeout, t[0].body_timeout),
+            (
+                Protocol::Tnetstring,
+                Duration::from_millis(50),
+                Duration::from_millis(70)
+            )
         );
+        assert_eq!(t[0].reply_queue_bytes, 4096);
     }
 
     #[test]
@@ -244,6 +298,8 @@ mod tests {
         let err = |extra: &str| route(&format!("{OK}{extra}")).unwrap_err().to_string();
         assert!(err("protocol = \"xml\"").contains("bad protocol \"xml\""));
         assert!(err("handler_timeout_ms = 0").contains("handler_timeout_ms"));
+        assert!(err("body_timeout_ms = 0").contains("body_timeout_ms"));
+        assert!(err("reply_queue_bytes = 0").contains("reply_queue_bytes"));
         assert!(err("typo = 1").contains("unknown field"));
         let twice = format!("{OK}{OK}");
         assert!(
@@ -267,7 +323,12 @@ mod tests {
     fn a_service_with_a_mongrel2_backend() {
         let service = |toml: &str| {
             let s: crate::config::FileService = toml::from_str(toml).unwrap();
-            service_handler(&s, "/chat", 500)
+            let options = crate::sockjs::Options {
+                max_message_bytes: 500,
+                max_queue_bytes: 7000,
+                ..Default::default()
+            };
+            service_handler(&s, "/chat", &options)
         };
         let ok = "prefix = \"/chat\"\nbackend = \"mongrel2\"\nsend_spec = \"tcp://127.0.0.1:1\"\n\
                   send_ident = \"abc\"\nrecv_spec = \"tcp://127.0.0.1:2\"\n";
@@ -276,6 +337,7 @@ mod tests {
             (h.route.as_str(), h.send_ident.as_str(), h.max_message_bytes),
             ("/chat", "abc", 500)
         );
+        assert_eq!(h.reply_queue_bytes, 7000);
         let err = |toml: &str| service(toml).unwrap_err().to_string();
         assert!(err(&format!("{ok}push = \"tcp://127.0.0.1:3\"")).contains("not push and pull"));
         assert!(err(&ok.replace("send_ident = \"abc\"\n", "")).contains("needs send_ident"));

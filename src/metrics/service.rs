@@ -1,7 +1,9 @@
 //! The families of each service (`sockjsproxy_*`, label `service`): its
 //! sessions and messages from the SockJS layer, its backend queue and drops
 //! from the backend, and what its native ZMTP sockets count. Every family
-//! carries all services' samples together.
+//! carries all services' samples together. A service served by Mongrel2
+//! handlers has the SockJS layer's families like any other; its handler
+//! link's own are `sockjsproxy_mongrel2_*` (see `crate::mongrel2::metrics`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,9 +17,10 @@ use crate::backend::Backend;
 use crate::sockjs::Service;
 use crate::sockjs::metrics::{DropReason, Transport};
 
-/// What the endpoints report on: each service with its backend.
+/// What the endpoints report on: each service with its zmq backend (none
+/// for a service served by Mongrel2 handlers).
 #[derive(Clone, Default)]
-pub struct Sources(pub Vec<(Arc<Service>, Arc<Backend>)>);
+pub struct Sources(pub Vec<(Arc<Service>, Option<Arc<Backend>>)>);
 
 impl fmt::Debug for Sources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -37,7 +40,9 @@ fn load(c: &AtomicU64) -> u64 {
 
 impl Collector for Sources {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
-        let each = || self.0.iter().map(|(s, b)| (label(s), &**s, &**b));
+        let each = || self.0.iter().map(|(s, b)| (label(s), &**s, b.as_deref()));
+        // The services with a zmq backend, for the backend's families.
+        let zmq = || each().filter_map(|(l, s, b)| Some((l, s, b?)));
         gauges(
             &mut e,
             "sessions_open",
@@ -116,14 +121,16 @@ impl Collector for Sources {
             "Messages dropped, by reason.",
             each().flat_map(|(l, s, b)| {
                 let sockjs = DropReason::ALL.map(|r| (r.name(), s.metrics.dropped(r)));
-                let backend = [
-                    ("backend_queue_full", load(&b.stats.events_dropped)),
-                    ("bad_backend_message", load(&b.stats.bad_commands)),
-                    ("unknown_session", load(&b.stats.unknown_sessions)),
-                ];
+                let backend = b.map(|b| {
+                    [
+                        ("backend_queue_full", load(&b.stats.events_dropped)),
+                        ("bad_backend_message", load(&b.stats.bad_commands)),
+                        ("unknown_session", load(&b.stats.unknown_sessions)),
+                    ]
+                });
                 sockjs
                     .into_iter()
-                    .chain(backend)
+                    .chain(backend.into_iter().flatten())
                     .map(move |(reason, n)| ([("service", l), ("reason", reason)], n))
             }),
         )?;
@@ -131,19 +138,19 @@ impl Collector for Sources {
             &mut e,
             "backend_queue_depth",
             "Events waiting for the PUSH socket.",
-            each().map(|(l, _, b)| ([("service", l)], b.queue_depth() as i64)),
+            zmq().map(|(l, _, b)| ([("service", l)], b.queue_depth() as i64)),
         )?;
         gauges(
             &mut e,
             "backend_queue_bytes",
             "Bytes of client messages held for the backend (budget: backend_queue_bytes).",
-            each().map(|(l, _, b)| ([("service", l)], b.queue_bytes().0 as i64)),
+            zmq().map(|(l, _, b)| ([("service", l)], b.queue_bytes().0 as i64)),
         )?;
         counters(
             &mut e,
             "client_backpressure",
             "Times clients were held back because the backend queue's byte budget was spent.",
-            each().map(|(l, _, b)| ([("service", l)], b.backpressure_waits())),
+            zmq().map(|(l, _, b)| ([("service", l)], b.backpressure_waits())),
         )?;
         native(&mut e, self)
     }
@@ -152,7 +159,12 @@ impl Collector for Sources {
 /// What the native ZMTP sockets know: backends connected, refused for what
 /// they sent, events lost with a broken connection.
 fn native(e: &mut DescriptorEncoder, sources: &Sources) -> fmt::Result {
-    let each = || sources.0.iter().map(|(s, b)| (label(s), &*b.stats.native));
+    let each = || {
+        sources
+            .0
+            .iter()
+            .filter_map(|(s, b)| Some((label(s), &*b.as_ref()?.stats.native)))
+    };
     gauges(
         e,
         "backends_connected",

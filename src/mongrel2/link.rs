@@ -4,13 +4,19 @@
 //! `send_ident`, on which handlers publish their replies.
 //!
 //! Each client connection (an HTTP request, a websocket, a SockJS session)
-//! [`Link::open`]s a [`Conn`] with its own id and a bounded queue of the
-//! reply bodies addressed to it. One reader task per link parses every
-//! reply and puts its body in the queue of each listed connection:
+//! [`Link::open`]s a [`Conn`] with its own id and an inbox of the reply
+//! bodies addressed to it, bounded in bytes ([`Settings::reply_queue_bytes`])
+//! and in count (256 replies). One reader task per link parses every
+//! reply and puts its body in the inbox of each listed connection:
 //! - a reply for an id no connection holds is counted and dropped (an empty
 //!   one, a close of a connection already gone, is simply ignored);
-//! - a connection whose queue is full loses its link (counted): it can no
-//!   longer give its client a faithful stream, so it ends;
+//! - a connection whose inbox would pass its bound (a client that does not
+//!   read what its handler sends) is cut: what it held is freed at once,
+//!   that reply and every later one for it are counted as dropped (as
+//!   replies for an unknown connection once it is gone), the cut is logged,
+//!   and the connection ends, since it can no longer give its client a
+//!   faithful stream. An empty inbox takes any one reply (up to
+//!   [`MAX_REPLY_BYTES`]), so a handler may send a large response whole;
 //! - a reply that does not parse is counted, logged and dropped.
 //!
 //! Requests never wait: when no handler is connected, or every one is
@@ -23,8 +29,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 
+use super::inbox::{Inbox, Put};
 use super::reply;
 use super::request::{Protocol, Request};
 
@@ -32,10 +39,11 @@ use super::request::{Protocol, Request};
 pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests 0MQ holds for each handler before the proxy refuses new ones.
 pub const HWM: i32 = 10_000;
-/// Reply bodies held for one connection that has not taken them yet.
-pub const CONN_QUEUE: usize = 256;
+/// Default of [`Settings::reply_queue_bytes`], as a SockJS session's
+/// `max_queue_bytes`.
+pub const REPLY_QUEUE_BYTES: usize = 1 << 20;
 /// Largest reply message a handler may publish.
-const MAX_REPLY_BYTES: i64 = 64 << 20;
+pub const MAX_REPLY_BYTES: usize = 64 << 20;
 /// How long 0MQ may go on sending after the proxy is done with a socket, in ms.
 const LINGER_MS: i32 = 200;
 
@@ -54,6 +62,11 @@ pub struct Settings {
     pub handler_timeout: Duration,
     /// Largest request body (or websocket message) sent to a handler.
     pub max_message_bytes: usize,
+    /// Bytes of replies one connection may hold before its client takes
+    /// them; past it the connection is cut (see the module's doc).
+    pub reply_queue_bytes: usize,
+    /// How long a request body under a route may take to arrive: then 408.
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,8 +109,13 @@ pub struct Stats {
     pub bad_replies: AtomicU64,
     /// Reply bodies for a connection that does not exist (any more).
     pub unknown_connections: AtomicU64,
-    /// Reply bodies dropped because their connection's queue was full.
+    /// Reply bodies dropped because their connection's inbox was full (or
+    /// was cut for it before).
     pub dropped_replies: AtomicU64,
+    /// Connections cut because their inbox was full.
+    pub cut_connections: AtomicU64,
+    /// Bytes of replies held in the inboxes now.
+    pub queued_bytes: AtomicU64,
     /// Handler responses that are not valid HTTP, or frames not valid
     /// websocket frames: refused, never passed on.
     pub refused: AtomicU64,
@@ -110,8 +128,11 @@ pub struct Sub(zmq::Socket);
 pub struct Link {
     settings: Settings,
     push: Mutex<zmq::Socket>,
-    conns: Mutex<HashMap<u64, mpsc::Sender<Bytes>>>,
+    conns: Mutex<HashMap<u64, Arc<Inbox>>>,
     next_id: AtomicU64,
+    /// Set at shutdown: the route's websockets close (see
+    /// [`Link::shutting_down`]).
+    shutdown: watch::Sender<bool>,
     pub stats: Stats,
 }
 
@@ -120,7 +141,7 @@ static BAD_REPLY: crate::ratelog::Throttle =
 static UNKNOWN: crate::ratelog::Throttle =
     crate::ratelog::Throttle::new("mongrel2 replies dropped for unknown connections");
 static FULL: crate::ratelog::Throttle =
-    crate::ratelog::Throttle::new("mongrel2 connections ended, reply queue full");
+    crate::ratelog::Throttle::new("mongrel2 connections cut, reply queue full");
 
 impl Link {
     /// Binds both sockets, so that a bad endpoint or a port in use is an
@@ -138,7 +159,7 @@ impl Link {
             if socket_type == zmq::PUSH {
                 socket.set_sndhwm(HWM).map_err(err)?;
             } else {
-                socket.set_maxmsgsize(MAX_REPLY_BYTES).map_err(err)?;
+                socket.set_maxmsgsize(MAX_REPLY_BYTES as i64).map_err(err)?;
                 if !settings.recv_ident.is_empty() {
                     socket
                         .set_identity(settings.recv_ident.as_bytes())
@@ -162,6 +183,7 @@ impl Link {
             push: Mutex::new(push),
             conns: Mutex::default(),
             next_id: AtomicU64::new(1),
+            shutdown: watch::Sender::new(false),
             stats: Stats::default(),
         });
         super::metrics::enrol(&link);
@@ -183,7 +205,11 @@ impl Link {
             let mut sub = sub;
             while let Some(msg) = sub.next().await {
                 match msg {
-                    Ok(parts) if parts.len() == 1 => link.deliver(&parts[0]),
+                    Ok(mut parts) if parts.len() == 1 => {
+                        if let Some(msg) = parts.pop_front() {
+                            link.deliver(Bytes::from_owner(Message(msg)));
+                        }
+                    }
                     Ok(_) => link.bad_reply(format_args!("a reply of several frames")),
                     Err(e) => {
                         log::error!("mongrel2 route {}: SUB failed: {e}", link.name());
@@ -207,11 +233,11 @@ impl Link {
     /// A new connection, with an id no other holds.
     pub fn open(self: &Arc<Self>) -> Conn {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(CONN_QUEUE);
-        self.conns().insert(id, tx);
+        let inbox = Arc::new(Inbox::default());
+        self.conns().insert(id, inbox.clone());
         Conn {
             id,
-            rx,
+            inbox,
             link: self.clone(),
             notify: true,
         }
@@ -246,14 +272,20 @@ impl Link {
         self.conns().len()
     }
 
-    fn conns(&self) -> MutexGuard<'_, HashMap<u64, mpsc::Sender<Bytes>>> {
+    /// Changes once, when the proxy shuts down: whoever holds a long-lived
+    /// connection (a route's websocket) then closes it.
+    pub fn shutting_down(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    fn conns(&self) -> MutexGuard<'_, HashMap<u64, Arc<Inbox>>> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Puts one reply's body in the queue of each connection it names.
-    fn deliver(&self, msg: &[u8]) {
+    fn deliver(&self, msg: Bytes) {
         self.stats.replies.fetch_add(1, Ordering::Relaxed);
-        let reply = match reply::parse(msg) {
+        let reply = match reply::parse(&msg) {
             Ok(r) if r.uuid == self.settings.send_ident.as_bytes() => r,
             Ok(r) => {
                 let uuid = String::from_utf8_lossy(r.uuid);
@@ -261,10 +293,11 @@ impl Link {
             }
             Err(e) => return self.bad_reply(format_args!("{e}")),
         };
-        let body = Bytes::copy_from_slice(reply.body);
-        let mut conns = self.conns();
+        // The body stays in the message 0MQ received: no copy.
+        let body = msg.slice_ref(reply.body);
+        let conns = self.conns();
         for id in reply.ids {
-            let Some(tx) = conns.get(&id) else {
+            let Some(inbox) = conns.get(&id) else {
                 if !body.is_empty() {
                     let n = self
                         .stats
@@ -278,14 +311,30 @@ impl Link {
                 }
                 continue;
             };
-            if tx.try_send(body.clone()).is_err() {
-                // Full (or its owner is gone): the connection ends.
-                conns.remove(&id);
-                let n = self.stats.dropped_replies.fetch_add(1, Ordering::Relaxed) + 1;
-                FULL.warn(format_args!(
-                    "route {}: connection {id} ({n} replies dropped so far)",
-                    self.name()
-                ));
+            // Counted before it is queued, so that its taker never
+            // subtracts what was not added.
+            let len = body.len() as u64;
+            self.stats.queued_bytes.fetch_add(len, Ordering::Relaxed);
+            match inbox.put(&body, self.settings.reply_queue_bytes) {
+                Put::Queued => {}
+                Put::Cut { replies, freed } => {
+                    let queued = &self.stats.queued_bytes;
+                    queued.fetch_sub(freed + len, Ordering::Relaxed);
+                    self.stats.cut_connections.fetch_add(1, Ordering::Relaxed);
+                    let dropped = &self.stats.dropped_replies;
+                    let n = dropped.fetch_add(replies + 1, Ordering::Relaxed) + replies + 1;
+                    FULL.warn(format_args!(
+                        "route {}: connection {id} held {freed} bytes, over {} with this \
+                         reply of {} ({n} replies dropped so far)",
+                        self.name(),
+                        self.settings.reply_queue_bytes,
+                        body.len(),
+                    ));
+                }
+                Put::Dropped => {
+                    self.stats.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                    self.stats.dropped_replies.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -293,6 +342,30 @@ impl Link {
     fn bad_reply(&self, what: std::fmt::Arguments<'_>) {
         let n = self.stats.bad_replies.fetch_add(1, Ordering::Relaxed) + 1;
         BAD_REPLY.warn(format_args!("route {}: {what} ({n} so far)", self.name()));
+    }
+}
+
+/// At shutdown, a route's websockets close with 1001 (and their handlers
+/// hear the disconnect); its HTTP requests may finish within the linger.
+impl crate::shutdown::Closing for Link {
+    fn close_all(&self, _code: u16, _reason: &'static str) -> usize {
+        // Counted first: each websocket lets go of its receiver as it closes.
+        let open = self.shutdown.receiver_count();
+        self.shutdown.send_replace(true);
+        open
+    }
+
+    fn settled(&self) -> bool {
+        self.connections() == 0
+    }
+}
+
+/// A message as 0MQ received it, owned by the [`Bytes`] of its replies.
+struct Message(zmq::Message);
+
+impl AsRef<[u8]> for Message {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -305,23 +378,26 @@ fn display(route: &str) -> &str {
 /// away (Mongrel2's JSON disconnect message).
 pub struct Conn {
     pub id: u64,
-    rx: mpsc::Receiver<Bytes>,
+    inbox: Arc<Inbox>,
     link: Arc<Link>,
     notify: bool,
 }
 
 impl Conn {
     /// The next reply body for this connection (empty: the handler closes
-    /// it); `None` when the link dropped the connection (queue full).
+    /// it); `None` when the link cut the connection (its inbox was full).
     pub async fn recv(&mut self) -> Option<Bytes> {
-        self.rx.recv().await
+        let reply = self.inbox.take().await?;
+        let n = reply.len() as u64;
+        self.link.stats.queued_bytes.fetch_sub(n, Ordering::Relaxed);
+        Some(reply)
     }
 
     /// The next reply body, waiting at most the handler timeout: `Err` on
     /// timeout (counted).
     pub async fn recv_timeout(&mut self) -> Result<Option<Bytes>, ()> {
         let timeout = self.link.settings.handler_timeout;
-        match tokio::time::timeout(timeout, self.rx.recv()).await {
+        match tokio::time::timeout(timeout, self.recv()).await {
             Ok(reply) => Ok(reply),
             Err(_) => {
                 self.link.stats.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -359,6 +435,11 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         self.link.conns().remove(&self.id);
+        let freed = self.inbox.clear();
+        self.link
+            .stats
+            .queued_bytes
+            .fetch_sub(freed, Ordering::Relaxed);
         if self.notify {
             let bye = Request::disconnect(&self.link.settings.send_ident, self.id);
             let _ = self.link.send(&bye);

@@ -57,11 +57,28 @@ impl prometheus_client::collector::Collector for Collector {
             "Reply messages taken from Mongrel2 handlers.",
             links.iter().map(|l| (route(l), load(&l.stats.replies))),
         )?;
+        gauges(
+            &mut e,
+            "mongrel2_reply_queue_bytes",
+            "Bytes of handler replies held for clients that have not taken them yet.",
+            links
+                .iter()
+                .map(|l| (route(l), load(&l.stats.queued_bytes) as i64)),
+        )?;
+        counters(
+            &mut e,
+            "mongrel2_connections_cut",
+            "Client connections cut because the replies held for them passed reply_queue_bytes.",
+            links
+                .iter()
+                .map(|l| (route(l), load(&l.stats.cut_connections))),
+        )?;
         counters(
             &mut e,
             "mongrel2_errors",
             "Mongrel2 faults, by reason: no handler (502), timeout (504), bad reply, \
-             reply for an unknown connection, reply queue full, refused response or frame.",
+             reply for an unknown connection, reply dropped for a connection whose queue was \
+             full, refused response or frame.",
             links.iter().flat_map(|l| {
                 let s = &l.stats;
                 [

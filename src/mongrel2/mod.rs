@@ -10,12 +10,13 @@
 //! - [`frames`]: the check of websocket frames a handler encodes.
 //!
 //! And the parts that serve them: [`link`] (the sockets to one route's
-//! handlers), [`route`] (HTTP under a `[[mongrel2]]` route) and
+//! handlers, and each connection's inbox of replies, bounded), [`route`] (HTTP under a `[[mongrel2]]` route) and
 //! [`websocket`] (websockets under it); and [`sessions`], SockJS sessions
 //! served by Mongrel2 websocket handlers (`backend = "mongrel2"`); their
 //! [`metrics`] per route.
 
 pub mod frames;
+mod inbox;
 pub mod link;
 pub(crate) mod metrics;
 pub mod reply;

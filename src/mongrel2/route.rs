@@ -4,7 +4,9 @@
 //! to [`super::websocket`].
 //!
 //! Limits and faults: a request body over `max_message_bytes` is refused
-//! with 413 before any of it reaches a handler; no handler connected is 502;
+//! with 413 before any of it reaches a handler, one that has not fully
+//! arrived within `body_timeout_ms` with 408 (and the connection closed);
+//! no handler connected is 502;
 //! no answer within `handler_timeout_ms` is 504; a response that is not
 //! valid HTTP is 502 (or, once its head went out, the connection is cut).
 //! Each is logged. A client that leaves before its response is complete is
@@ -54,9 +56,12 @@ async fn serve(req: HttpRequest, payload: web::Payload, link: Arc<Link>) -> Http
     if req.headers().contains_key(header::UPGRADE) {
         return super::websocket::upgrade(req, payload, link).await;
     }
-    let body = match read_body(payload, link.settings().max_message_bytes).await {
-        Ok(body) => body,
-        Err(response) => return response,
+    let settings = link.settings();
+    let read = read_body(payload, settings.max_message_bytes);
+    let body = match tokio::time::timeout(settings.body_timeout, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(response)) => return response,
+        Err(_) => return body_timed_out(&link),
     };
     let mut conn = link.open();
     let headers = handler_headers(&req, req.method().as_str(), &link);
@@ -86,6 +91,20 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, H
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// 408 for a request body that did not arrive in time: the connection is
+/// closed, since the rest of that body may still come.
+fn body_timed_out(link: &Link) -> HttpResponse {
+    let timeout = link.settings().body_timeout;
+    log::info!(
+        "mongrel2 route {}: request body not complete within {timeout:?}: 408",
+        link.name()
+    );
+    HttpResponse::RequestTimeout()
+        .force_close()
+        .content_type("text/plain; charset=UTF-8")
+        .body(format!("request body not complete within {timeout:?}\n"))
 }
 
 /// The headers Mongrel2 gives a handler: PATH, the client's headers (names

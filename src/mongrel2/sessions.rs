@@ -12,7 +12,8 @@
 //!   together, become SockJS messages; its pings are answered with pongs on
 //!   the client's behalf (a SockJS client cannot); its close frame or empty
 //!   reply closes the session;
-//! - the session closes, for any reason: Mongrel2's disconnect message.
+//! - the session closes, for any reason: Mongrel2's disconnect message;
+//!   at shutdown every session is closed (`c[1001,"Server shutting down"]`).
 //!
 //! A frame that is malformed, or text that is not UTF-8, is refused, counted
 //! and logged, never passed on.
@@ -44,6 +45,7 @@ pub struct Sessions {
 /// What the service keeps of an open session.
 struct Open {
     conn_id: u64,
+    handle: SessionHandle,
     /// Dropped when the session closes: its task ends, and the handler
     /// hears the disconnect.
     _closed: oneshot::Sender<()>,
@@ -100,6 +102,7 @@ impl Application for Sessions {
             key,
             Open {
                 conn_id: conn.id,
+                handle: handle.clone(),
                 _closed: closed_tx,
             },
         );
@@ -146,6 +149,21 @@ impl Application for Sessions {
 
     fn on_close(&self, key: SessionKey) {
         self.open().remove(&key);
+    }
+}
+
+/// At shutdown every session closes; each one's end is told to the handler.
+impl crate::shutdown::Closing for Sessions {
+    fn close_all(&self, code: u16, reason: &'static str) -> usize {
+        let all: Vec<SessionHandle> = self.open().values().map(|o| o.handle.clone()).collect();
+        for handle in &all {
+            handle.close(code, reason);
+        }
+        all.len()
+    }
+
+    fn settled(&self) -> bool {
+        self.open().is_empty() && self.link.connections() == 0
     }
 }
 

@@ -11,7 +11,8 @@
 //!   ([`super::frames`]) and written as they are, or refused whole (counted,
 //!   logged); an empty reply closes the connection;
 //! - the connection's end, whoever ends it, is told to the handler with
-//!   Mongrel2's disconnect message.
+//!   Mongrel2's disconnect message; at shutdown the proxy ends it with a
+//!   close frame 1001 (Going Away).
 //!
 //! Outgoing frames go through the one websocket queue
 //! ([`crate::websocket::queue`]); a client that does not read holds the
@@ -104,6 +105,7 @@ async fn run(
     headers: Vec<(String, String)>,
 ) {
     let settings = conn.link().settings().clone();
+    let mut shutdown = conn.link().shutting_down();
     let mut client = ClientFrames::new(settings.max_message_bytes);
     let mut checker = FrameChecker::default();
     let mut reading = true;
@@ -180,6 +182,10 @@ async fn run(
             }
             () = tokio::time::sleep_until(deadline), if closing.is_some() => {
                 crate::websocket::close(&tx, CloseCode::Normal);
+                break;
+            }
+            _ = shutdown.wait_for(|down| *down) => {
+                crate::websocket::close(&tx, CloseCode::Away);
                 break;
             }
         }

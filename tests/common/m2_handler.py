@@ -14,8 +14,12 @@ What it does depends on the path (and, for websockets, on the text):
   /m2/parts       a Content-Length response cut into three reply messages
   /m2/close       a close-delimited body, then an empty reply
   /m2/silent      no answer at all
-  /m2/disconnects the connection ids it was told are gone, as JSON
+  /m2/disconnects the connection ids it was told are gone, as JSON (each
+                  also printed as `disconnect ID`; each websocket handshake
+                  is printed as `open ID`)
   /m2/garbage     a reply that is not HTTP
+  /m2/flood       64 replies of 1 MiB at once, a 64 MiB Content-Length body
+                  (as fast as the handler can publish, whoever reads it)
   websocket text  echoed; "ping:X" makes it ping with X and report the pong;
                   "all:X" sends X to every open websocket in one reply;
                   "bye" makes it close; "bad" sends a masked (malformed) frame
@@ -104,6 +108,12 @@ def http(sender, conn, path, headers, body):
         pass
     elif path == "/m2/disconnects":
         send(sender, [conn], http_response(json.dumps(disconnected).encode()))
+    elif path == "/m2/flood":
+        piece = b"f" * (1 << 20)
+        send(sender, [conn], b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (64 * len(piece)))
+        msg = ("%s %d:%s, " % (sender, len(conn), conn)).encode() + piece
+        for _ in range(64):
+            resp.send(msg, copy=False)
     elif path == "/m2/garbage":
         send(sender, [conn], b"this is not http\r\n\r\n")
     else:
@@ -142,9 +152,11 @@ while True:
     method = headers.get("METHOD")
     if method == "JSON" and json.loads(body).get("type") == "disconnect":
         disconnected.append(int(conn))
+        print("disconnect %s" % conn, flush=True)
         websockets.discard(conn)
     elif method == "WEBSOCKET_HANDSHAKE":
         websockets.add(conn)
+        print("open %s" % conn, flush=True)
         send(sender, [conn], ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                               "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n"
                               % text(body)).encode())

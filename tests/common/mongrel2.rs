@@ -2,7 +2,9 @@
 //! [`ROUTE`], and `m2_handler.py` (Python, pyzmq and tnetstring3, written to
 //! the formats of Mongrel2's own python library) connected to it.
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{IO_LIMIT, Proxy};
@@ -78,10 +80,10 @@ impl M2 {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/m2_handler.py");
         let child = Command::new("python3")
             .args([script, &self.send_spec, &self.recv_spec, self.protocol])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .expect("spawn python3");
-        let handler = Handler(child);
+        let handler = Handler::from(child);
         self.wait_ready().await;
         handler
     }
@@ -110,24 +112,91 @@ impl M2 {
     }
 }
 
-/// A running handler process, killed on drop.
-pub struct Handler(Child);
+/// A running handler process, killed on drop, and what it printed (when
+/// its stdout is piped): `m2_handler.py` prints `disconnect ID` for each
+/// disconnect message, so that a test can see them when the proxy is gone.
+pub struct Handler {
+    child: Child,
+    said: Arc<Mutex<Vec<String>>>,
+}
 
 impl Handler {
     pub fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The lines it printed so far.
+    pub fn said(&self) -> Vec<String> {
+        self.said.lock().unwrap().clone()
+    }
+
+    /// Waits until `count` lines it printed start with `prefix`; panics
+    /// after [`IO_LIMIT`].
+    pub async fn wait_said(&self, prefix: &str, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + IO_LIMIT;
+        loop {
+            let lines: Vec<String> = self
+                .said()
+                .into_iter()
+                .filter(|l| l.starts_with(prefix))
+                .collect();
+            if lines.len() >= count {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the handler printed {lines:?}, not {count} lines {prefix:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
 impl From<Child> for Handler {
-    fn from(child: Child) -> Handler {
-        Handler(child)
+    fn from(mut child: Child) -> Handler {
+        let said = Arc::new(Mutex::new(Vec::new()));
+        if let Some(out) = child.stdout.take() {
+            let said = said.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    said.lock().unwrap().push(line);
+                }
+            });
+        }
+        Handler { child, said }
     }
 }
 
 impl Drop for Handler {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The ids `m2_handler.py` printed with `prefix` (`"open "`,
+/// `"disconnect "`), as a set.
+pub fn ids(lines: &[String], prefix: &str) -> std::collections::BTreeSet<u64> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+        .collect()
+}
+
+/// Waits until the handler was told of the end of every websocket it saw
+/// open (`m2_handler.py` prints both); panics after [`IO_LIMIT`].
+pub async fn every_open_websocket_disconnected(handler: &Handler) {
+    let deadline = Instant::now() + IO_LIMIT;
+    loop {
+        let said = handler.said();
+        let (open, gone) = (ids(&said, "open "), ids(&said, "disconnect "));
+        if !open.is_empty() && open.is_subset(&gone) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "websockets opened: {open:?}; disconnects heard: {gone:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
