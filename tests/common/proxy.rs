@@ -239,11 +239,14 @@ impl Proxy {
     /// The value of the sample `key` (name and labels) in `/metrics`.
     pub async fn metric(&self, key: &str) -> f64 {
         let text = http::get(self.http_port, "/metrics").await.text();
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("no sample {key} in:\n{text}"))
-            .parse()
-            .expect("numeric sample")
+        sample(&text, key).unwrap_or_else(|| panic!("no sample {key} in:\n{text}"))
+    }
+
+    /// The value of the sample `key` in `/metrics`, 0 while there is none
+    /// (a labelled counter appears with its first count).
+    pub async fn count(&self, key: &str) -> f64 {
+        let text = http::get(self.http_port, "/metrics").await.text();
+        sample(&text, key).unwrap_or(0.0)
     }
 
     /// Starts the proxy as `plan` says, on ports it picks; if the proxy finds
@@ -402,4 +405,11 @@ impl Drop for Proxy {
             );
         }
     }
+}
+
+/// The value of the sample `key` (name and labels) in a `/metrics` text.
+fn sample(text: &str, key: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .map(|v| v.parse().expect("numeric sample"))
 }
