@@ -18,8 +18,7 @@ const h = require('./lib/harness');
 const { testPage } = require('./lib/page');
 
 const { TRANSPORTS } = h;
-const OPEN_MS = 10000;
-const STEP_MS = 10000;
+const { OPEN_MS, STEP_MS, run } = h;
 const CHAT = path.join(h.ROOT, 'samples', 'm2_chat.py');
 
 const skip = !h.havePyzmq() && 'python3 with pyzmq not found';
@@ -64,19 +63,9 @@ after(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }, { timeout: 30000 });
 
-async function withPage(fn) {
-  const page = await context.newPage();
-  try {
-    await page.goto(server.url, { timeout: STEP_MS });
-    await page.waitForFunction(() => window.T && window.SockJS, null, { timeout: STEP_MS });
-    return await fn(page);
-  } finally {
-    await page.close().catch(() => {});
-  }
-}
-
-function run(page, fn, arg, what) {
-  return h.withTimeout(page.evaluate(fn, arg), STEP_MS + OPEN_MS, what);
+/** A fresh tab of the test page; see harness.js. */
+function withPage(fn) {
+  return h.withPage(context, server.url, fn);
 }
 
 /** Sends `text` until the room answers (the handler's PUB may still be joining). */

@@ -48,8 +48,7 @@ const TEXTS = [
 // transport lets it run; sent between two plain texts.
 const SCRIPT_END = ['before', '</script><script>console.log(/sockjs-injected/.source)</script>', 'after'];
 
-const OPEN_MS = 10000; // also the client's transport timeout
-const STEP_MS = 10000;
+const { OPEN_MS, STEP_MS, run } = h;
 // A bound on each sweep test: a page, an open and an echo, each bounded above.
 const SWEEP_TEST_MS = 3 * (STEP_MS + OPEN_MS);
 // The /date service's disconnect_delay_ms and heartbeat_delay_ms, and how long
@@ -111,26 +110,9 @@ after(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }, { timeout: 30000 });
 
-/**
- * Runs `fn(page, logs)` on a fresh tab of the cross-origin test page; `logs`
- * collects console.log texts from any of its frames (the iframes included).
- */
-async function withPage(fn) {
-  const page = await context.newPage();
-  const logs = [];
-  page.on('console', (m) => logs.push(m.text()));
-  try {
-    await page.goto(server.url, { timeout: STEP_MS });
-    await page.waitForFunction(() => window.T && window.SockJS, null, { timeout: STEP_MS });
-    return await fn(page, logs);
-  } finally {
-    await page.close().catch(() => {});
-  }
-}
-
-/** page.evaluate, bounded even if the page hangs. */
-function run(page, fn, arg, what) {
-  return h.withTimeout(page.evaluate(fn, arg), STEP_MS + OPEN_MS, what);
+/** A fresh tab of the test page; see harness.js. */
+function withPage(fn) {
+  return h.withPage(context, server.url, fn);
 }
 
 function open(page, prefix, transport) {

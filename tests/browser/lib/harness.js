@@ -201,6 +201,33 @@ function withTimeout(promise, ms, what) {
   ]);
 }
 
+/** How long a page may take to open a transport (also the client's transport timeout), and any other step. */
+const OPEN_MS = 10000;
+const STEP_MS = 10000;
+
+/**
+ * Runs `fn(page, logs)` on a fresh tab of `context` at `url`, once the test
+ * page (`window.T`) and sockjs-client are loaded; `logs` collects console.log
+ * texts from any of its frames (the iframes included). The tab is closed after.
+ */
+async function withPage(context, url, fn) {
+  const page = await context.newPage();
+  const logs = [];
+  page.on('console', (m) => logs.push(m.text()));
+  try {
+    await page.goto(url, { timeout: STEP_MS });
+    await page.waitForFunction(() => window.T && window.SockJS, null, { timeout: STEP_MS });
+    return await fn(page, logs);
+  } finally {
+    await page.close().catch(() => {});
+  }
+}
+
+/** page.evaluate, bounded even if the page hangs. */
+function run(page, fn, arg, what) {
+  return withTimeout(page.evaluate(fn, arg), STEP_MS + OPEN_MS, what);
+}
+
 // Every sockjs-client transport, in the order the tests go through them.
 const TRANSPORTS = [
   'websocket', 'xhr-streaming', 'xhr-polling', 'eventsource',
@@ -211,5 +238,5 @@ module.exports = {
   TRANSPORTS,
   ROOT, PROXY_BIN, ECHO_BIN, DATEREPLY_BIN, SOCKJS_CLIENT,
   requireFiles, freePorts, startProcess, waitForHttp, servePage, launchBrowser,
-  havePyzmq, withTimeout,
+  havePyzmq, withTimeout, OPEN_MS, STEP_MS, withPage, run,
 };
