@@ -21,10 +21,10 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use futures_util::StreamExt;
 
 use super::link::{Conn, Link, Refused};
 use super::response::{Framing, Head, Part, ResponseError, ResponseParser};
+use crate::sockjs::http::{BodyError, read_bounded};
 
 /// Largest response head a handler may write.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -57,11 +57,15 @@ async fn serve(req: HttpRequest, payload: web::Payload, link: Arc<Link>) -> Http
         return super::websocket::upgrade(req, payload, link).await;
     }
     let settings = link.settings();
-    let read = read_body(payload, settings.max_message_bytes);
-    let body = match tokio::time::timeout(settings.body_timeout, read).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(response)) => return response,
-        Err(_) => return body_timed_out(&link),
+    let read = read_bounded(
+        payload,
+        settings.max_message_bytes,
+        settings.body_timeout,
+        None,
+    );
+    let body = match read.await {
+        Ok(body) => Vec::from(body),
+        Err(e) => return body_refused(&link, e),
     };
     let mut conn = link.open();
     let headers = handler_headers(&req, req.method().as_str(), &link);
@@ -73,38 +77,34 @@ async fn serve(req: HttpRequest, payload: web::Payload, link: Arc<Link>) -> Http
     respond(conn, head_request).await
 }
 
-/// The request body, under `limit` bytes; or the response refusing it.
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, HttpResponse> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            HttpResponse::BadRequest()
-                .content_type("text/plain; charset=UTF-8")
-                .body(format!("bad request body: {e}"))
-        })?;
-        if body.len() + chunk.len() > limit {
+/// The response to a request body that was not read: 413 over
+/// `max_message_bytes`, 400 broken, 408 not complete within
+/// `body_timeout_ms` (the connection closed, since the rest of that body may
+/// still come).
+fn body_refused(link: &Link, e: BodyError) -> HttpResponse {
+    let (mut res, text) = match e {
+        BodyError::TooLarge(limit) => {
             log::info!("mongrel2: request body over {limit} bytes refused");
-            return Err(HttpResponse::PayloadTooLarge()
-                .content_type("text/plain; charset=UTF-8")
-                .body(format!("request body over {limit} bytes")));
+            let text = format!("request body over {limit} bytes");
+            (HttpResponse::PayloadTooLarge(), text)
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// 408 for a request body that did not arrive in time: the connection is
-/// closed, since the rest of that body may still come.
-fn body_timed_out(link: &Link) -> HttpResponse {
-    let timeout = link.settings().body_timeout;
-    log::info!(
-        "mongrel2 route {}: request body not complete within {timeout:?}: 408",
-        link.name()
-    );
-    HttpResponse::RequestTimeout()
-        .force_close()
-        .content_type("text/plain; charset=UTF-8")
-        .body(format!("request body not complete within {timeout:?}\n"))
+        BodyError::Timeout(timeout) => {
+            log::info!(
+                "mongrel2 route {}: request body not complete within {timeout:?}: 408",
+                link.name()
+            );
+            let mut res = HttpResponse::RequestTimeout();
+            res.force_close();
+            (
+                res,
+                format!("request body not complete within {timeout:?}\n"),
+            )
+        }
+        BodyError::Broken(e) => (HttpResponse::BadRequest(), format!("bad request body: {e}")),
+        // Not read with a message counter: cannot happen here.
+        e @ BodyError::TooManyMessages(_) => (HttpResponse::BadRequest(), e.to_string()),
+    };
+    res.content_type("text/plain; charset=UTF-8").body(text)
 }
 
 /// The headers Mongrel2 gives a handler: PATH, the client's headers (names

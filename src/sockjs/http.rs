@@ -129,11 +129,27 @@ pub enum BodyError {
 /// `counter`, a body of client messages is also refused as soon as it holds
 /// more than `max_messages_per_send`, the rest unread.
 pub async fn read_body(
-    mut payload: web::Payload,
+    payload: web::Payload,
     options: &Options,
+    counter: Option<MessageCounter>,
+) -> Result<Bytes, BodyError> {
+    read_bounded(
+        payload,
+        options.max_message_bytes,
+        options.body_timeout,
+        counter,
+    )
+    .await
+}
+
+/// [`read_body`] with its bounds given: at most `limit` bytes, all within
+/// `timeout`. Mongrel2 routes read their request bodies with it too.
+pub async fn read_bounded(
+    mut payload: web::Payload,
+    limit: usize,
+    timeout: Duration,
     mut counter: Option<MessageCounter>,
 ) -> Result<Bytes, BodyError> {
-    let limit = options.max_message_bytes;
     let read = async {
         let mut body = BytesMut::new();
 
@@ -150,9 +166,9 @@ pub async fn read_body(
         }
         Ok(body.freeze())
     };
-    tokio::time::timeout(options.body_timeout, read)
+    tokio::time::timeout(timeout, read)
         .await
-        .unwrap_or(Err(BodyError::Timeout(options.body_timeout)))
+        .unwrap_or(Err(BodyError::Timeout(timeout)))
 }
 
 /// `413` for a body over the limit or with too many messages, `400` for a

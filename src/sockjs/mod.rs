@@ -16,7 +16,7 @@
 pub mod admission;
 pub mod budget;
 pub mod frame;
-mod http;
+pub(crate) mod http;
 mod liveness;
 pub mod metrics;
 mod pages;
