@@ -140,6 +140,9 @@ impl Client {
         let counter = u64::from_be_bytes(body[6..14].try_into().expect("8 bytes"));
         let metadata = open(&b, &nonce(b"CurveZMQREADY---", &body[6..14]), &body[14..])
             .ok_or(CurveError::BadBox("READY"))?;
-        Ok((Session::client(b, INITIATE_COUNTER + 1, counter), metadata))
+        Ok((
+            Session::client(s_prime, &self.transient, INITIATE_COUNTER + 1, counter),
+            metadata,
+        ))
     }
 }

@@ -309,7 +309,7 @@ impl Handshake {
         data.extend_from_slice(&sealed);
         wire::encode_command("READY", &data, out);
         Ok(Done {
-            session: Session::server(session_box, ready_counter + 1, counter),
+            session: Session::server(client, transient, ready_counter + 1, counter),
             socket_type,
             client: client_z85,
         })

@@ -13,10 +13,10 @@
 //! 2^64 − 1 the connection ends rather than reuse one).
 
 use bytes::{BufMut, BytesMut};
-use crypto_box::SalsaBox;
+use crypto_box::{PublicKey, SecretKey};
 
 use super::CurveError;
-use super::boxes::{TAG_LEN, nonce, open_in_place, seal_in_place};
+use super::boxes::{PrefixBox, TAG_LEN};
 use crate::backend::zmtp::wire::{COMMAND, LONG, MORE};
 
 /// `\x07MESSAGE`, the counter, the tag: what a MESSAGE adds before its flags.
@@ -26,17 +26,20 @@ const MESSAGE: &[u8] = b"\x07MESSAGE";
 const BOX_MORE: u8 = 0x01;
 const BOX_COMMAND: u8 = 0x02;
 
+/// Nonce prefixes of MESSAGE boxes, by who sealed them.
+const FROM_SERVER: &[u8; 16] = b"CurveZMQMESSAGES";
+const FROM_CLIENT: &[u8; 16] = b"CurveZMQMESSAGEC";
+
 /// One connection's keys and counters.
 pub struct Session {
-    /// Our transient secret with the peer's transient public key.
-    cipher: SalsaBox,
+    /// Our transient secret with the peer's transient public key, for the
+    /// boxes we seal and for the peer's (their nonce prefixes differ).
+    ours: PrefixBox,
+    theirs: PrefixBox,
     /// The counter of our next box.
     next: u64,
     /// The peer's last counter.
     peer: u64,
-    /// Nonce prefixes: of our boxes, of the peer's.
-    ours: &'static [u8; 16],
-    theirs: &'static [u8; 16],
 }
 
 impl std::fmt::Debug for Session {
@@ -49,27 +52,26 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// The server's side: `next` is the counter after READY's, `peer` the
-    /// client's INITIATE counter.
-    pub(super) fn server(cipher: SalsaBox, next: u64, peer: u64) -> Session {
+    /// The server's side, between our transient `secret` and the client's
+    /// transient `public` key: `next` is the counter after READY's, `peer`
+    /// the client's INITIATE counter.
+    pub(super) fn server(public: &PublicKey, secret: &SecretKey, next: u64, peer: u64) -> Session {
         Session {
-            cipher,
+            ours: PrefixBox::new(public, secret, FROM_SERVER),
+            theirs: PrefixBox::new(public, secret, FROM_CLIENT),
             next,
             peer,
-            ours: b"CurveZMQMESSAGES",
-            theirs: b"CurveZMQMESSAGEC",
         }
     }
 
     /// The client's side (see [`super::client`]): `next` is the counter
     /// after INITIATE's, `peer` the server's READY counter.
-    pub(super) fn client(cipher: SalsaBox, next: u64, peer: u64) -> Session {
+    pub(super) fn client(public: &PublicKey, secret: &SecretKey, next: u64, peer: u64) -> Session {
         Session {
-            cipher,
+            ours: PrefixBox::new(public, secret, FROM_CLIENT),
+            theirs: PrefixBox::new(public, secret, FROM_SERVER),
             next,
             peer,
-            ours: b"CurveZMQMESSAGEC",
-            theirs: b"CurveZMQMESSAGES",
         }
     }
 
@@ -116,8 +118,7 @@ impl Session {
         out.put_bytes(0, TAG_LEN);
         out.put_u8(flags);
         out.put_slice(body);
-        let n = nonce(self.ours, &counter.to_be_bytes());
-        seal_in_place(&self.cipher, &n, &mut out[start..]);
+        self.ours.seal_in_place(counter, &mut out[start..]);
         Ok(())
     }
 
@@ -150,8 +151,10 @@ impl Session {
         }
         let flags_at = plain.len();
         plain.put_slice(text);
-        let n = nonce(self.theirs, &counter.to_be_bytes());
-        if !open_in_place(&self.cipher, &n, tag, &mut plain[flags_at..]) {
+        if !self
+            .theirs
+            .open_in_place(counter, tag, &mut plain[flags_at..])
+        {
             plain.truncate(start);
             return Err(CurveError::BadBox("MESSAGE"));
         }

@@ -288,6 +288,65 @@ fn curve_cost_per_round_trip() {
     );
 }
 
+#[test]
+fn a_prefix_box_seals_and_opens_exactly_what_salsa_box_does_for_its_prefix() {
+    use super::boxes::{PrefixBox, TAG_LEN, nonce, open, seal};
+    use crypto_box::SalsaBox;
+    for _ in 0..8 {
+        let (a, b) = (
+            SecretKey::generate(&mut OsRng),
+            SecretKey::generate(&mut OsRng),
+        );
+        let reference = SalsaBox::new(&b.public_key(), &a);
+        let ours = PrefixBox::new(&b.public_key(), &a, b"CurveZMQMESSAGES");
+        // The other side of the same pair derives the same key.
+        let theirs = PrefixBox::new(&a.public_key(), &b, b"CurveZMQMESSAGES");
+        let other_prefix = PrefixBox::new(&b.public_key(), &a, b"CurveZMQMESSAGEC");
+        for (tail, len) in [
+            (0u64, 0usize),
+            (1, 1),
+            (2, 31),
+            (3, 32),
+            (4, 33),
+            (77, 64),
+            (u64::MAX, 200),
+        ] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 7 + tail as usize) as u8).collect();
+            let expected = seal(
+                &reference,
+                &nonce(b"CurveZMQMESSAGES", &tail.to_be_bytes()),
+                &plain,
+            );
+            let mut boxed = vec![0u8; TAG_LEN + len];
+            boxed[TAG_LEN..].copy_from_slice(&plain);
+            ours.seal_in_place(tail, &mut boxed);
+            assert_eq!(boxed, expected, "tail {tail}, {len} bytes");
+            let (tag, text) = boxed.split_at(TAG_LEN);
+            let mut opened = text.to_vec();
+            assert!(theirs.open_in_place(tail, tag, &mut opened));
+            assert_eq!(opened, plain);
+            // Another counter or the other direction's prefix: not this box.
+            let mut wrong = text.to_vec();
+            assert!(!theirs.open_in_place(tail.wrapping_add(1), tag, &mut wrong));
+            let mut wrong = text.to_vec();
+            assert!(!other_prefix.open_in_place(tail, tag, &mut wrong));
+            let mut flipped = text.to_vec();
+            if let Some(byte) = flipped.last_mut() {
+                *byte ^= 1;
+                assert!(!theirs.open_in_place(tail, tag, &mut flipped));
+            }
+            assert_eq!(
+                open(
+                    &reference,
+                    &nonce(b"CurveZMQMESSAGES", &tail.to_be_bytes()),
+                    &boxed
+                ),
+                Some(plain)
+            );
+        }
+    }
+}
+
 /// CPU time of this thread (wall time counts a busy machine's other work).
 fn thread_cpu() -> std::time::Duration {
     let mut t = libc::timespec {
