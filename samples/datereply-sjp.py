@@ -16,6 +16,16 @@ The proxy binds a PUSH socket (``--in-port``, default 9241) that sends
 ``[type, session, data]`` events and a PULL socket (``--out-port``, default
 9242) that takes ``[message|disconnect, session, data]`` commands; this
 backend connects a PULL to the first and a PUSH to the second.
+
+With CURVE (README.rst, "Securing the backend link"), give it its secret
+certificate and the proxy's public one:
+
+    target/release/sockjsproxy keygen keys
+    target/release/sockjsproxy keygen clients --name backend1
+    target/release/sockjsproxy --samples samples \
+        --curve-secret-key keys/sockjsproxy.key_secret --curve-clients clients &
+    python3 samples/datereply-sjp.py --curve-secret clients/backend1.key_secret \
+        --curve-server keys/sockjsproxy.key
 """
 
 import argparse
@@ -34,17 +44,26 @@ def main():
                         help="the proxy's PUSH port, where events come from (default 9241)")
     parser.add_argument("-o", "--out-port", type=int, default=9242,
                         help="the proxy's PULL port, where commands go (default 9242)")
+    parser.add_argument("--curve-secret", metavar="CERT",
+                        help="this backend's secret certificate: speak CURVE")
+    parser.add_argument("--curve-server", metavar="CERT",
+                        help="the proxy's public certificate (with --curve-secret)")
     args = parser.parse_args()
+    if bool(args.curve_secret) != bool(args.curve_server):
+        parser.error("--curve-secret and --curve-server go together")
     host = "127.0.0.1" if args.address in ("*", "0.0.0.0") else args.address
 
     ctx = zmq.Context()
     events = ctx.socket(zmq.PULL)
-    events.connect("tcp://%s:%d" % (host, args.in_port))
     commands = ctx.socket(zmq.PUSH)
     commands.setsockopt(zmq.LINGER, 1000)
+    if args.curve_secret:
+        secure(args, events, commands)
+    events.connect("tcp://%s:%d" % (host, args.in_port))
     commands.connect("tcp://%s:%d" % (host, args.out_port))
-    log("datereply serving: events from tcp://%s:%d, commands to tcp://%s:%d"
-        % (host, args.in_port, host, args.out_port))
+    log("datereply serving: events from tcp://%s:%d, commands to tcp://%s:%d%s"
+        % (host, args.in_port, host, args.out_port,
+           " (CURVE)" if args.curve_secret else ""))
 
     try:
         while True:
@@ -76,6 +95,20 @@ def main():
         events.close(0)
         commands.close()
         ctx.term()
+
+
+def secure(args, *sockets):
+    """Sets CURVE keys on `sockets`: ours from --curve-secret, the proxy's
+    from --curve-server (ZeroMQ certificate files, as `keygen` writes)."""
+    import zmq.auth
+    if not zmq.has("curve"):
+        sys.exit("this libzmq has no CURVE (pyzmq's wheels have it)")
+    public, secret = zmq.auth.load_certificate(args.curve_secret)
+    server, _ = zmq.auth.load_certificate(args.curve_server)
+    if secret is None:
+        sys.exit("%s has no secret key: give the *_secret file" % args.curve_secret)
+    for s in sockets:
+        s.curve_publickey, s.curve_secretkey, s.curve_serverkey = public, secret, server
 
 
 def greet(data):
