@@ -44,9 +44,12 @@ pub enum HandshakeError {
     #[error("peer sent a message before READY")]
     MessageFirst,
     /// libzmq without CURVE closes when it reads our CURVE greeting, often
-    /// before it has sent the rest of its own (after its signature).
+    /// before it has sent any of its own: its 10-byte signature waits for
+    /// the socket to be writable, our greeting is read at once. A port check
+    /// looks the same and is counted the same: the bytes sent cannot tell
+    /// them apart (pyzmq's NULL peers under load sent none).
     #[error(
-        "peer closed the connection on reading our CURVE greeting, having sent {sent} bytes of its own: a backend without CURVE does"
+        "peer closed the connection on reading our CURVE greeting, having sent {sent} bytes of its own: a backend without CURVE does (so does a port check)"
     )]
     ClosedAtGreeting { sent: usize },
 }
@@ -100,15 +103,10 @@ async fn exchange(
         if stream.read_buf(buf).await? == 0 {
             // A peer of another mechanism may close once it has read ours:
             // what it sent of its own says why.
-            // libzmq sends its 10-byte signature before it reads ours, so
-            // a peer that sent nothing (a port check, a load balancer's
-            // probe) says nothing about its mechanism: a plain close.
             wire::check_greeting(buf, mechanism)?;
             return Err(match mechanism {
-                Mechanism::Curve if !buf.is_empty() => {
-                    HandshakeError::ClosedAtGreeting { sent: buf.len() }
-                }
-                _ => eof(),
+                Mechanism::Curve => HandshakeError::ClosedAtGreeting { sent: buf.len() },
+                Mechanism::Null => eof(),
             });
         }
         // Whatever part has come is checked now: a peer that is not ZMTP 3
