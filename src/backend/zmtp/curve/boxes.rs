@@ -95,7 +95,7 @@ where
 /// XSalsa20Poly1305 boxes between two keys (as `SalsaBox` makes them) whose
 /// nonces all begin with one 16-byte prefix, so the subkey XSalsa20 derives
 /// from that prefix is derived once, here (see the module doc).
-pub struct PrefixBox {
+pub(crate) struct PrefixBox {
     secretbox: SecretBox<Subkeyed>,
     prefix: [u8; 16],
 }
@@ -120,7 +120,7 @@ impl PrefixBox {
     }
 
     /// The whole nonce of the box whose nonce ends in `tail`.
-    pub fn nonce(&self, tail: u64) -> [u8; 24] {
+    fn nonce(&self, tail: u64) -> [u8; 24] {
         nonce(&self.prefix, &tail.to_be_bytes())
     }
 

@@ -42,7 +42,7 @@
 //! "Securing the backend link"; `curve_cost_per_round_trip` in `tests.rs`
 //! times the boxes alone (1.9 µs per round trip).
 
-pub mod boxes;
+mod boxes;
 pub mod cert;
 pub mod client;
 pub mod session;
