@@ -71,6 +71,8 @@ pub enum ConfigError {
     },
     #[error("static path {0:?} is not a directory")]
     NotADirectory(PathBuf),
+    #[error("{what} file {path:?} is not a file")]
+    NotAFile { what: &'static str, path: PathBuf },
     #[error("static url {0:?} must start with '/'")]
     StaticUrl(String),
     /// Bridge mode's settings, checked in `config::bridge`.
@@ -87,6 +89,12 @@ pub enum ConfigError {
     /// CURVE keys and where they may be used, checked in `config::curve`.
     #[error("{0}")]
     Curve(String),
+    /// Flags that configure the command line's one service, given with
+    /// `--config`: never silently dropped.
+    #[error(
+        "{0} set the service of the command line; with --config, set them in each [[service]] of the file ({1})"
+    )]
+    FlagsWithFile(String, String),
 }
 
 /// The whole, validated configuration.
@@ -141,14 +149,22 @@ impl Config {
         };
         let file_ref = file.as_ref();
 
-        let sockjs_client = cli
+        let given_client = cli
             .sockjs_client
             .clone()
-            .or_else(|| file_ref.and_then(|f| f.sockjs_client.clone()))
-            .or_else(|| {
-                let default = PathBuf::from(DEFAULT_SOCKJS_CLIENT);
-                default.is_file().then_some(default)
+            .or_else(|| file_ref.and_then(|f| f.sockjs_client.clone()));
+        if let Some(path) = &given_client
+            && !path.is_file()
+        {
+            return Err(ConfigError::NotAFile {
+                what: "sockjs-client",
+                path: path.clone(),
             });
+        }
+        let sockjs_client = given_client.or_else(|| {
+            let default = PathBuf::from(DEFAULT_SOCKJS_CLIENT);
+            default.is_file().then_some(default)
+        });
         let global_sockjs_url = cli
             .sockjs_url
             .clone()
@@ -175,6 +191,7 @@ impl Config {
         };
         let services = match file_ref {
             Some(f) => {
+                checks::no_service_flags(cli)?;
                 if f.service.is_empty() && f.mongrel2.is_empty() {
                     return Err(ConfigError::NoService);
                 }
@@ -420,10 +437,23 @@ fn service_from_file(
 /// `program` and exit code 2, as the proxy does.
 pub fn peer_endpoints(program: &str) -> Vec<backend::peer::Endpoints> {
     use clap::Parser;
-    let config = Config::from_cli(&Cli::parse()).unwrap_or_else(|e| {
-        eprintln!("{program}: {e}");
+    let cli = Cli::parse();
+    let fail = |why: &dyn std::fmt::Display| -> ! {
+        eprintln!("{program}: {why}");
         std::process::exit(2)
-    });
+    };
+    if cli.tool.is_some() {
+        fail(&"keygen is the proxy's: run `sockjsproxy keygen DIR`");
+    }
+    let config = Config::from_cli(&cli).unwrap_or_else(|e| fail(&e));
+    if let Some(s) = config.services.iter().find(|s| s.backend.curve.is_some()) {
+        // Its sockets are libzmq's (tmq), built without CURVE: serving
+        // without would only be refused by the proxy, again and again.
+        fail(&format!(
+            "service {:?} uses CURVE, which this backend cannot speak (its libzmq has none); a pyzmq backend can (samples/datereply-sjp.py --curve-secret ...)",
+            if s.prefix.is_empty() { "/" } else { &s.prefix }
+        ));
+    }
     config
         .services
         .into_iter()

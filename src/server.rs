@@ -104,6 +104,21 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let metrics = metrics::configure(sources.clone());
     let static_dirs = config.static_dirs.clone();
     let sockjs_client = config.sockjs_client.clone();
+    match &sockjs_client {
+        Some(path) => log::info!(
+            "serving sockjs-client from {} at /sockjs-client/sockjs.min.js",
+            path.display()
+        ),
+        None => {
+            if let Some(s) = config.services.first() {
+                log::info!(
+                    "no local sockjs-client (no --sockjs-client, no {} here): the iframe page loads it from {}",
+                    crate::config::DEFAULT_SOCKJS_CLIENT,
+                    s.options.sockjs_url
+                );
+            }
+        }
+    }
     let bridge = config.bridge.as_ref().map(crate::bridge::Bridge::new);
 
     let linger = config.shutdown_linger;

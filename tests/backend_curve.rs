@@ -110,6 +110,28 @@ async fn a_curve_backend_echoes_through_the_proxy_over_websocket_and_xhr() {
 }
 
 #[tokio::test]
+async fn the_start_up_log_says_curve_is_on_and_warns_of_a_secret_others_can_read() {
+    if !pyzmq_has_curve() {
+        return;
+    }
+    bounded(async {
+        let keys = keys();
+        use std::os::unix::fs::PermissionsExt;
+        let open = std::fs::Permissions::from_mode(0o644);
+        std::fs::set_permissions(&keys.server_secret, open).unwrap();
+        let proxy = curve_proxy(&keys).await;
+        let line = proxy.wait_for_log("is readable by others (mode 644)").await;
+        assert!(line.contains("WARN"), "{line}");
+        let line = proxy.wait_for_log("PUSH bound to").await;
+        assert!(
+            line.contains("; CURVE, server key ") && line.contains("1 client key(s) allowed"),
+            "{line}"
+        );
+    })
+    .await
+}
+
+#[tokio::test]
 async fn wrong_server_key_unknown_client_key_and_null_backends_are_refused_while_a_good_one_works()
 {
     if !pyzmq_has_curve() {
@@ -346,4 +368,23 @@ fn curve_where_libzmq_carries_the_sockets_or_with_bad_keys_is_a_startup_error() 
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
+}
+
+#[test]
+fn a_rust_example_backend_given_the_proxys_curve_flags_refuses_to_start() {
+    let dir = KeyDir::new();
+    let (_, secret) = dir.keygen("k", "proxy");
+    // The examples read the proxy's command line; their libzmq has no CURVE.
+    let out = std::process::Command::new(common::procs::example("echo"))
+        .args(["-i", "1", "-o", "2", "-a", "127.0.0.1"])
+        .arg("--curve-secret-key")
+        .arg(&secret)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("uses CURVE, which this backend cannot speak"),
+        "{stderr}"
+    );
 }

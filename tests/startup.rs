@@ -275,3 +275,49 @@ async fn conflicting_services_are_startup_errors() {
     })
     .await
 }
+
+#[tokio::test]
+async fn security_flags_with_a_config_file_are_startup_errors_not_ignored() {
+    bounded(async {
+        let file = TempFile::new(with_service("").as_bytes());
+        let config = file.0.to_str().unwrap();
+        for (flags, expected) in [
+            (
+                &["--curve-secret-key", "keys/proxy.key_secret"][..],
+                "--curve-secret-key set the service of the command line; with --config, set them in each [[service]] of the file (curve_secret_key)",
+            ),
+            (&["--backend-allow", "10.0.0.0/8"][..], "(backend_allow)"),
+            (
+                &["--auth", "tcp://127.0.0.1:9", "--auth-timeout-ms", "500"][..],
+                "--auth, --auth-timeout-ms set the service",
+            ),
+            (&["--auth-jwt-key", "jwt.pem"][..], "([service.auth_jwt])"),
+        ] {
+            let mut args = vec!["--config", config];
+            args.extend_from_slice(flags);
+            assert_startup_error(&run(&args).await, expected);
+        }
+        // The defaults every file service takes stay allowed.
+        let mut proxy = Command::new(env!("CARGO_BIN_EXE_sockjsproxy"))
+            .args(["--config", config, "--connect-info", "--max-sessions", "5"])
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let early = tokio::time::timeout(std::time::Duration::from_secs(1), proxy.wait()).await;
+        assert!(early.is_err(), "exited: {early:?}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_sockjs_client_file_that_is_not_there_is_a_startup_error() {
+    bounded(async {
+        let outcome = run(&["--sockjs-client", "/nonexistent/sockjs.min.js"]).await;
+        assert_startup_error(
+            &outcome,
+            "sockjs-client file \"/nonexistent/sockjs.min.js\" is not a file",
+        );
+    })
+    .await
+}

@@ -205,8 +205,26 @@ impl Backend {
             Bound::Zmq(_) => "libzmq",
             Bound::Native(_) => "native",
         };
+        // Whether the link is secured, in the line an operator checks.
+        let mut security = String::new();
+        if let Some(keys) = &settings.curve {
+            security += &format!(
+                "; CURVE, server key {}, {}",
+                zmtp::curve::cert::z85_key(keys.public.as_bytes()),
+                match &keys.clients {
+                    Some(c) => format!("{} client key(s) allowed", c.len()),
+                    None => "any client key".to_string(),
+                }
+            );
+        }
+        if !settings.allow.is_empty() {
+            security += &format!(
+                "; backends from {} address range(s) only",
+                settings.allow.len()
+            );
+        }
         log::info!(
-            "service {}: PUSH bound to {push} ({}), PULL bound to {pull} ({})",
+            "service {}: PUSH bound to {push} ({}), PULL bound to {pull} ({}){security}",
             backend.name,
             engine(&push_socket),
             engine(&pull_socket),

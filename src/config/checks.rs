@@ -8,6 +8,64 @@ use std::time::Duration;
 
 use super::{ConfigError, ServiceConfig};
 use crate::backend::endpoint;
+use crate::cli::Cli;
+
+/// With a config file, the flags that describe the command line's one
+/// service (its security: CURVE, the address allowlist, authentication)
+/// have no service to apply to. Dropping them would leave services open
+/// that the operator meant to close, so each is an error that names the
+/// file's key instead. (`--connect-info` and the limits are defaults for
+/// every file service, and stay allowed.)
+pub(super) fn no_service_flags(cli: &Cli) -> Result<(), ConfigError> {
+    let who = &cli.who;
+    let given = [
+        (
+            "--curve-secret-key",
+            "curve_secret_key",
+            cli.curve_secret_key.is_some(),
+        ),
+        (
+            "--curve-clients",
+            "curve_clients",
+            cli.curve_clients.is_some(),
+        ),
+        (
+            "--backend-allow",
+            "backend_allow",
+            !cli.backend_allow.is_empty(),
+        ),
+        ("--auth", "auth", who.auth.is_some()),
+        (
+            "--auth-timeout-ms",
+            "auth_timeout_ms",
+            who.auth_timeout_ms.is_some(),
+        ),
+        (
+            "--auth-jwt-*",
+            "[service.auth_jwt]",
+            who.auth_jwt_key.is_some()
+                || who.auth_jwt_algorithm.is_some()
+                || who.auth_jwt_audience.is_some()
+                || who.auth_jwt_issuer.is_some()
+                || who.auth_jwt_query_param.is_some()
+                || who.auth_jwt_header.is_some()
+                || who.auth_jwt_cookie.is_some()
+                || !who.auth_jwt_claims.is_empty(),
+        ),
+    ];
+    let (flags, keys): (Vec<_>, Vec<_>) = given
+        .iter()
+        .filter(|(_, _, set)| *set)
+        .map(|(flag, key, _)| (*flag, *key))
+        .unzip();
+    if flags.is_empty() {
+        return Ok(());
+    }
+    Err(ConfigError::FlagsWithFile(
+        flags.join(", "),
+        keys.join(", "),
+    ))
+}
 
 pub(super) fn positive(name: &'static str, value: usize) -> Result<usize, ConfigError> {
     if value == 0 {

@@ -48,11 +48,28 @@ pub(super) fn keys(
             secret_file.display()
         )));
     };
+    warn_if_others_read(secret_file);
     let clients = match clients_dir {
         None => None,
         Some(dir) => Some(client_keys(dir)?),
     };
     Ok(Some(Arc::new(Keys::new(secret, clients))))
+}
+
+/// A secret certificate others may read is a key others may have: said at
+/// start-up (as ssh says of a private key), not refused, since the file's
+/// owner may have reasons (a group the proxy runs in).
+fn warn_if_others_read(secret_file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(secret_file) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            log::warn!(
+                "curve_secret_key {} is readable by others (mode {mode:03o}): anyone who reads it can pose as this proxy; `chmod 600` it",
+                secret_file.display()
+            );
+        }
+    }
 }
 
 /// The networks of `backend_allow`: CIDR blocks, or addresses (one host).

@@ -43,15 +43,21 @@ pub enum HandshakeError {
     Refused(String),
     #[error("peer sent a message before READY")]
     MessageFirst,
-    /// libzmq without CURVE closes when it reads our CURVE greeting, often
-    /// before it has sent any of its own: its 10-byte signature waits for
-    /// the socket to be writable, our greeting is read at once. A port check
-    /// looks the same and is counted the same: the bytes sent cannot tell
-    /// them apart (pyzmq's NULL peers under load sent none).
+    /// libzmq closes when it reads a greeting of another mechanism than
+    /// its own, often before it has sent any of its own: its 10-byte
+    /// signature waits for the socket to be writable, our greeting is read
+    /// at once. A port check looks the same: on a CURVE socket it is
+    /// counted the same, since the bytes sent cannot tell them apart
+    /// (pyzmq's NULL peers under load sent none).
     #[error(
-        "peer closed the connection on reading our CURVE greeting, having sent {sent} bytes of its own: a backend without CURVE does (so does a port check)"
+        "peer closed the connection on reading our {} greeting, having sent {sent} bytes of its own: {}",
+        ours.name(),
+        match ours {
+            Mechanism::Curve => "a backend without CURVE does (so does a port check)",
+            Mechanism::Null => "a backend set up for CURVE does (this socket has no CURVE key; so does a port check)",
+        }
     )]
-    ClosedAtGreeting { sent: usize },
+    ClosedAtGreeting { ours: Mechanism, sent: usize },
 }
 
 impl From<CurveError> for HandshakeError {
@@ -68,7 +74,10 @@ impl HandshakeError {
         matches!(
             self,
             HandshakeError::Wire(WireError::Mechanism { .. } | WireError::Curve(_))
-                | HandshakeError::ClosedAtGreeting { .. }
+                | HandshakeError::ClosedAtGreeting {
+                    ours: Mechanism::Curve,
+                    ..
+                }
         )
     }
 }
@@ -104,9 +113,9 @@ async fn exchange(
             // A peer of another mechanism may close once it has read ours:
             // what it sent of its own says why.
             wire::check_greeting(buf, mechanism)?;
-            return Err(match mechanism {
-                Mechanism::Curve => HandshakeError::ClosedAtGreeting { sent: buf.len() },
-                Mechanism::Null => eof(),
+            return Err(HandshakeError::ClosedAtGreeting {
+                ours: mechanism,
+                sent: buf.len(),
             });
         }
         // Whatever part has come is checked now: a peer that is not ZMTP 3
