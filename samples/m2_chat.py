@@ -62,6 +62,10 @@ def frame(data, opcode=0x1):
 
 
 def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: m2_chat.py SEND_SPEC RECV_SPEC (the route's or service's "
+                 "send_spec and recv_spec), e.g.\n"
+                 "  python3 samples/m2_chat.py tcp://127.0.0.1:9997 tcp://127.0.0.1:9996")
     send_spec, recv_spec = sys.argv[1], sys.argv[2]
     ctx = zmq.Context()
     requests = ctx.socket(zmq.PULL)
