@@ -25,7 +25,7 @@ pub struct Cli {
     #[arg(short = 'o', long, default_value_t = 9242, value_parser = clap::value_parser!(u16).range(1..))]
     pub out_port: u16,
 
-    /// Port for HTTP (SockJS) connections.
+    /// Port for HTTP (SockJS) connections (default 8080, or the config file's http_port).
     #[arg(short = 'p', long, value_parser = clap::value_parser!(u16).range(1..))]
     pub http_port: Option<u16>,
 

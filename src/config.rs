@@ -73,6 +73,10 @@ pub enum ConfigError {
     NotADirectory(PathBuf),
     #[error("{what} file {path:?} is not a file")]
     NotAFile { what: &'static str, path: PathBuf },
+    #[error(
+        "allowed origin {0:?} is not one a browser sends: scheme://host[:port] with no path (e.g. https://app.example.com), null, or *"
+    )]
+    Origin(String),
     #[error("static url {0:?} must start with '/'")]
     StaticUrl(String),
     /// Bridge mode's settings, checked in `config::bridge`.
@@ -331,7 +335,7 @@ fn defaults_from_cli(cli: &Cli, sockjs_url: &str) -> Result<sockjs::Options, Con
             d.disconnect_delay,
         )?,
         sockjs_url: sockjs_url.to_string(),
-        allow_origins: cli.allow_origins.clone(),
+        allow_origins: checks::origins(&cli.allow_origins)?,
         trusted_proxies: cli.trusted_proxies.clone(),
         websocket_ping: match cli.websocket_ping_ms {
             None => d.websocket_ping,
@@ -392,7 +396,10 @@ fn service_from_file(
             .unwrap_or(d.new_sessions_per_second),
         origins: s.origins.clone().unwrap_or(d.origins),
         sockjs_url: s.sockjs_url.clone().unwrap_or(d.sockjs_url),
-        allow_origins: s.allow_origins.clone().unwrap_or(d.allow_origins),
+        allow_origins: match &s.allow_origins {
+            Some(list) => checks::origins(list)?,
+            None => d.allow_origins,
+        },
         trusted_proxies: d.trusted_proxies,
         websocket_ping: match s.websocket_ping_ms {
             None => d.websocket_ping,

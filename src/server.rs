@@ -28,8 +28,10 @@ pub enum ServerError {
     Backend(#[from] BackendError),
     #[error(transparent)]
     Auth(#[from] crate::auth::jwt::JwtError),
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen{what} on {address}: {source}")]
     Listen {
+        /// Which listener, when it is not the public HTTP one.
+        what: &'static str,
         address: String,
         source: std::io::Error,
     },
@@ -185,6 +187,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         on_connect: crate::sockjs::on_connect,
     };
     let server = listen::server(settings, make_app).map_err(|source| ServerError::Listen {
+        what: "",
         address: address.clone(),
         source,
     })?;
@@ -204,6 +207,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             .disable_signals()
             .bind(&address)
             .map_err(|source| ServerError::Listen {
+                what: " for --metrics-port",
                 address: address.clone(),
                 source,
             })?

@@ -321,3 +321,23 @@ async fn a_sockjs_client_file_that_is_not_there_is_a_startup_error() {
     })
     .await
 }
+
+#[tokio::test]
+async fn an_allowed_origin_no_browser_would_send_is_a_startup_error() {
+    bounded(async {
+        for origin in [
+            "notanorigin",
+            "https://app.example.com/",
+            "app.example.com:443",
+        ] {
+            let outcome = run(&["--allow-origin", origin]).await;
+            assert_startup_error(&outcome, "is not one a browser sends");
+        }
+        let outcome = run_config(&with_service("allow_origins = [\"https://a.example/x\"]")).await;
+        assert_startup_error(
+            &outcome,
+            "\"https://a.example/x\" is not one a browser sends",
+        );
+    })
+    .await
+}

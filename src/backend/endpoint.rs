@@ -29,6 +29,12 @@ pub fn check(endpoint: &str) -> Result<String, EndpointError> {
             if host.is_empty() || host.contains(['/', ' ']) {
                 return Err(bad("bad host"));
             }
+            // Digits and dots only is meant as an IPv4 address; 0MQ would
+            // take a bad one for an interface name ("No such device").
+            let dotted = host.chars().all(|c| c.is_ascii_digit() || c == '.');
+            if dotted && host.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err(bad("not an IPv4 address"));
+            }
             match port.parse::<u16>() {
                 Ok(p) if p > 0 => Ok(endpoint.to_string()),
                 _ => Err(bad("port must be 1 to 65535")),
@@ -76,9 +82,16 @@ mod tests {
     #[test]
     fn endpoints_are_checked_before_zmq_sees_them() {
         assert!(check("tcp://*:9241").is_ok());
+        assert!(check("tcp://10.1.2.3:9241").is_ok());
+        assert!(check("tcp://eth0:9241").is_ok());
         assert!(check("ipc:///tmp/x").is_ok());
+        assert_eq!(
+            check("tcp://999.1.1.1:9241").unwrap_err().reason,
+            "not an IPv4 address"
+        );
         for bad in [
             "tcp://*:0",
+            "tcp://1.2.3:1",
             "tcp://*:70000",
             "tcp://:1",
             "udp://x:1",

@@ -78,6 +78,28 @@ pub(super) fn positive(name: &'static str, value: usize) -> Result<usize, Config
     Ok(value)
 }
 
+/// `allow_origins` entries as browsers send `Origin`: `scheme://host[:port]`
+/// with no path (not even a `/`), `null`, or `*`. Anything else would
+/// never match, and every browser would get 403.
+pub(super) fn origins(list: &[String]) -> Result<Vec<String>, ConfigError> {
+    for origin in list {
+        let ok = origin == "*"
+            || origin == "null"
+            || origin.split_once("://").is_some_and(|(scheme, host)| {
+                !scheme.is_empty()
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                    && !host.is_empty()
+                    && !host.contains(['/', '?', '#', ' '])
+            });
+        if !ok {
+            return Err(ConfigError::Origin(origin.clone()));
+        }
+    }
+    Ok(list.to_vec())
+}
+
 pub(super) fn millis(
     name: &'static str,
     value: Option<u64>,
