@@ -3,6 +3,7 @@
 # bridge at /data), the datereply backend (SockJS), and the bridge sample's
 # REP/PUB backend; then prints the URLs to open. Ctrl-C stops everything.
 #   bash samples/demo.sh            (HTTP port: PORT=8080 by default)
+# Everything listens on 127.0.0.1 only: the zmq ports (9241, 9242) and HTTP.
 # Needs Rust and Node.js (npm); fetches sockjs-client from npm, never a CDN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +20,9 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-target/release/examples/datereply & pids+=($!)
+target/release/examples/datereply -a 127.0.0.1 & pids+=($!)
 target/release/examples/bridge_backend & pids+=($!)
-target/release/sockjsproxy --http-port "$PORT" --samples samples \
+target/release/sockjsproxy -a 127.0.0.1 --http-address 127.0.0.1 --http-port "$PORT" --samples samples \
   --bridge /data --bridge-policy samples/bridge-policy.toml & pids+=($!)
 
 sleep 1
