@@ -75,6 +75,8 @@ async fn a_mongrel2_websocket_handler_serves_sockjs_over_websocket() {
         assert_eq!(ws::text(&mut c).await, "o");
         ws::send(&mut c, "[\"hello\",\"world\"]").await;
         assert_eq!(ws::messages(&mut c, 2).await, ["hello", "world"]);
+        // The log calls it what it is in the config: a service, not a route.
+        assert!(proxy.stderr_contains(&format!("mongrel2 SockJS service {PREFIX}: PUSH bound")));
     })
     .await;
 }

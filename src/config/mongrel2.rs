@@ -103,6 +103,7 @@ pub(super) fn routes_from_file(
                 r.max_message_bytes.unwrap_or(defaults.max_message_bytes),
             )?,
             body_timeout: millis("body_timeout_ms", r.body_timeout_ms, defaults.body_timeout)?,
+            serves: link::Serves::Route,
             reply_queue_bytes: positive(
                 "reply_queue_bytes",
                 r.reply_queue_bytes.unwrap_or(defaults.reply_queue_bytes),
@@ -196,7 +197,11 @@ pub(super) fn service_handler(
                 reply_queue_bytes: options.max_queue_bytes,
                 ..Defaults::global(options)
             };
-            Ok(routes_from_file(&[file], defaults)?.pop())
+            let mut settings = routes_from_file(&[file], defaults)?;
+            Ok(settings.pop().map(|s| link::Settings {
+                serves: link::Serves::SockjsService,
+                ..s
+            }))
         }
         Some(other) => Err(bad(format!(
             "service {service}: bad backend {other:?}: it must be \"zmq\" or \"mongrel2\""

@@ -67,6 +67,16 @@ pub struct Settings {
     pub reply_queue_bytes: usize,
     /// How long a request body under a route may take to arrive: then 408.
     pub body_timeout: Duration,
+    /// A `[[mongrel2]]` route, or a SockJS `[[service]]` with `backend =
+    /// "mongrel2"`: what logs call it.
+    pub serves: Serves,
+}
+
+/// What a link's handlers serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    Route,
+    SockjsService,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,8 +182,8 @@ impl Link {
         let push = bind("PUSH", zmq::PUSH, &settings.send_spec)?;
         let sub = bind("SUB", zmq::SUB, &settings.recv_spec)?;
         log::info!(
-            "mongrel2 route {}: PUSH bound to {}, SUB bound to {} (sender {})",
-            display(&settings.route),
+            "{}: PUSH bound to {}, SUB bound to {} (sender {})",
+            label(&settings),
             settings.send_spec,
             settings.recv_spec,
             settings.send_ident,
@@ -212,7 +222,7 @@ impl Link {
                     }
                     Ok(_) => link.bad_reply(format_args!("a reply of several frames")),
                     Err(e) => {
-                        log::error!("mongrel2 route {}: SUB failed: {e}", link.name());
+                        log::error!("{}: SUB failed: {e}", link.label());
                         return;
                     }
                 }
@@ -225,9 +235,14 @@ impl Link {
         &self.settings
     }
 
-    /// The route's name in logs: its prefix, `/` for the root.
+    /// The route's name in metrics: its prefix, `/` for the root.
     pub fn name(&self) -> &str {
         display(&self.settings.route)
+    }
+
+    /// What logs call it: `mongrel2 route /x` or `mongrel2 SockJS service /x`.
+    pub fn label(&self) -> String {
+        label(&self.settings)
     }
 
     /// A new connection, with an id no other holds.
@@ -261,7 +276,7 @@ impl Link {
                 Err(Refused::NoHandler)
             }
             Err(e) => {
-                log::error!("mongrel2 route {}: PUSH failed: {e}", self.name());
+                log::error!("{}: PUSH failed: {e}", self.label());
                 Err(Refused::Failed)
             }
         }
@@ -367,6 +382,14 @@ impl AsRef<[u8]> for Message {
     fn as_ref(&self) -> &[u8] {
         &self.0
     }
+}
+
+fn label(settings: &Settings) -> String {
+    let kind = match settings.serves {
+        Serves::Route => "route",
+        Serves::SockjsService => "SockJS service",
+    };
+    format!("mongrel2 {kind} {}", display(&settings.route))
 }
 
 fn display(route: &str) -> &str {
