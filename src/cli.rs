@@ -13,17 +13,20 @@ use clap::Parser;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sockjsproxy", version, about, long_about = None)]
 pub struct Cli {
-    /// The 0MQ address to bind to. `*` means every interface.
-    #[arg(short = 'a', long, default_value = "*")]
-    pub address: String,
+    /// The 0MQ address to bind to (default `*`, every interface). With
+    /// --config, each [[service]] names its own endpoints instead.
+    #[arg(short = 'a', long)]
+    pub address: Option<String>,
 
-    /// Port of the bound PUSH socket that sends client events to backends.
-    #[arg(short = 'i', long, default_value_t = 9241, value_parser = clap::value_parser!(u16).range(1..))]
-    pub in_port: u16,
+    /// Port of the bound PUSH socket that sends client events to backends
+    /// (default 9241).
+    #[arg(short = 'i', long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub in_port: Option<u16>,
 
-    /// Port of the bound PULL socket that takes commands from backends.
-    #[arg(short = 'o', long, default_value_t = 9242, value_parser = clap::value_parser!(u16).range(1..))]
-    pub out_port: u16,
+    /// Port of the bound PULL socket that takes commands from backends
+    /// (default 9242).
+    #[arg(short = 'o', long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub out_port: Option<u16>,
 
     /// Port for HTTP (SockJS) connections (default 8080, or the config file's http_port).
     #[arg(short = 'p', long, value_parser = clap::value_parser!(u16).range(1..))]

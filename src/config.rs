@@ -204,23 +204,26 @@ impl Config {
                     .map(|s| service_from_file(s, &defaults, backend_queue, engine))
                     .collect::<Result<Vec<_>, _>>()?
             }
-            None => vec![ServiceConfig {
-                prefix: String::new(),
-                options: defaults,
-                backend: backend::Settings {
-                    push: tcp_endpoint(&cli.address, cli.in_port)?,
-                    pull: tcp_endpoint(&cli.address, cli.out_port)?,
-                    queue_bytes: backend_queue,
-                    engine,
-                    curve: curve::keys(
-                        cli.curve_secret_key.as_deref(),
-                        cli.curve_clients.as_deref(),
-                    )?,
-                    allow: curve::allow(&cli.backend_allow)?,
-                },
-                mongrel2: None,
-                auth: auth::auth_from_cli(&cli.who)?,
-            }],
+            None => {
+                let address = cli.address.as_deref().unwrap_or("*");
+                vec![ServiceConfig {
+                    prefix: String::new(),
+                    options: defaults,
+                    backend: backend::Settings {
+                        push: tcp_endpoint(address, cli.in_port.unwrap_or(9241))?,
+                        pull: tcp_endpoint(address, cli.out_port.unwrap_or(9242))?,
+                        queue_bytes: backend_queue,
+                        engine,
+                        curve: curve::keys(
+                            cli.curve_secret_key.as_deref(),
+                            cli.curve_clients.as_deref(),
+                        )?,
+                        allow: curve::allow(&cli.backend_allow)?,
+                    },
+                    mongrel2: None,
+                    auth: auth::auth_from_cli(&cli.who)?,
+                }]
+            }
         };
         check_unique(&services)?;
         curve::check_engine(&services, cli.connect, engine)?;

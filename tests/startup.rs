@@ -277,7 +277,7 @@ async fn conflicting_services_are_startup_errors() {
 }
 
 #[tokio::test]
-async fn security_flags_with_a_config_file_are_startup_errors_not_ignored() {
+async fn endpoint_and_security_flags_with_a_config_file_are_startup_errors_not_ignored() {
     bounded(async {
         let file = TempFile::new(with_service("").as_bytes());
         let config = file.0.to_str().unwrap();
@@ -292,6 +292,10 @@ async fn security_flags_with_a_config_file_are_startup_errors_not_ignored() {
                 "--auth, --auth-timeout-ms set the service",
             ),
             (&["--auth-jwt-key", "jwt.pem"][..], "([service.auth_jwt])"),
+            (
+                &["-a", "127.0.0.1", "-i", "9999"][..],
+                "--address, --in-port set the service of the command line",
+            ),
         ] {
             let mut args = vec!["--config", config];
             args.extend_from_slice(flags);

@@ -11,14 +11,17 @@ use crate::backend::endpoint;
 use crate::cli::Cli;
 
 /// With a config file, the flags that describe the command line's one
-/// service (its security: CURVE, the address allowlist, authentication)
-/// have no service to apply to. Dropping them would leave services open
-/// that the operator meant to close, so each is an error that names the
-/// file's key instead. (`--connect-info` and the limits are defaults for
+/// service (its endpoints, and its security: CURVE, the address allowlist,
+/// authentication) have no service to apply to. Dropping them would leave
+/// sockets bound or services open where the operator meant otherwise, so
+/// each is an error that names the file's key instead. (`--connect-info` and the limits are defaults for
 /// every file service, and stay allowed.)
 pub(super) fn no_service_flags(cli: &Cli) -> Result<(), ConfigError> {
     let who = &cli.who;
     let given = [
+        ("--address", "push and pull", cli.address.is_some()),
+        ("--in-port", "push", cli.in_port.is_some()),
+        ("--out-port", "pull", cli.out_port.is_some()),
         (
             "--curve-secret-key",
             "curve_secret_key",
