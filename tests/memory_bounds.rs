@@ -27,7 +27,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::attack::{self, MIB, Wire};
 use common::backend::Backend;
@@ -309,6 +309,9 @@ async fn sessions_that_do_not_read_the_echoes_of_their_own_1_mib_messages_are_no
         let message = String::from_utf8(attack::one_big_message(MIB - 16)).unwrap();
         let stop = Stop::after(Duration::from_secs(6));
         let dog = Watchdog::start(proxy.pid(), RSS_LIMIT_KIB, &stop);
+        let key = |what: &str| format!("sockjsproxy_{what}{{service=\"{PREFIX}\",");
+        let taken_key = format!("{}direction=\"in\"}}", key("messages_total"));
+        let echoed_key = format!("{}direction=\"out\"}}", key("messages_total"));
         let mut sent = 0;
         while !stop.fired() {
             for client in clients.iter_mut() {
@@ -323,15 +326,27 @@ async fn sessions_that_do_not_read_the_echoes_of_their_own_1_mib_messages_are_no
                     sent += 1;
                 }
             }
+            // The hold-back starts when a session's echoes back up; a
+            // message read while the echo of the one before is still on its
+            // way is answered too, and two echoes of 1 MiB overflow the
+            // 1 MiB queue. On a busy machine 100 MiB of echoes can take
+            // longer than a round, so each round waits (up to 2 s) until
+            // the proxy has passed on an echo for every message it took:
+            // what is tested is that, once they are there, nothing more is
+            // read, not the race before.
+            let round = Instant::now();
+            while !stop.fired()
+                && round.elapsed() < Duration::from_secs(2)
+                && proxy.metric(&echoed_key).await < proxy.metric(&taken_key).await
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             stop.until(tokio::time::sleep(Duration::from_millis(500)))
                 .await;
         }
         let name = "100 sessions not reading the echoes of their 1 MiB messages";
         let cost = dog.finish(name);
-        let key = |what: &str| format!("sockjsproxy_{what}{{service=\"{PREFIX}\",");
-        let taken = proxy
-            .metric(&format!("{}direction=\"in\"}}", key("messages_total")))
-            .await;
+        let taken = proxy.metric(&taken_key).await;
         let full = proxy
             .metric(&format!("{}reason=\"queue_full\"}}", key("dropped_total")))
             .await;
