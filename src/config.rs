@@ -456,25 +456,28 @@ pub fn peer_endpoints(program: &str) -> Vec<backend::peer::Endpoints> {
         fail(&"keygen is the proxy's: run `sockjsproxy keygen DIR`");
     }
     let config = Config::from_cli(&cli).unwrap_or_else(|e| fail(&e));
-    if let Some(s) = config.services.iter().find(|s| s.backend.curve.is_some()) {
-        // Its sockets are libzmq's (tmq), built without CURVE: serving
-        // without would only be refused by the proxy, again and again.
-        fail(&format!(
-            "service {:?} uses CURVE, which this backend cannot speak (its libzmq has none); a pyzmq backend can (samples/datereply-sjp.py --curve-secret ...)",
-            if s.prefix.is_empty() { "/" } else { &s.prefix }
-        ));
-    }
     config
         .services
         .into_iter()
         .filter(|s| s.mongrel2.is_none())
-        .map(|s| backend::peer::Endpoints {
-            name: match s.prefix.as_str() {
+        .map(|s| {
+            let name = match s.prefix.as_str() {
                 "" => "/".to_string(),
                 p => p.to_string(),
-            },
-            push: s.backend.push,
-            pull: s.backend.pull,
+            };
+            if s.backend.curve.is_some() {
+                // Its sockets are libzmq's (tmq), built without CURVE:
+                // serving without would only be refused by the proxy, again
+                // and again.
+                fail(&format!(
+                    "service {name:?} uses CURVE, which this backend cannot speak (its libzmq has none); a pyzmq backend can (samples/datereply-sjp.py --curve-secret ...)"
+                ));
+            }
+            backend::peer::Endpoints {
+                name,
+                push: s.backend.push,
+                pull: s.backend.pull,
+            }
         })
         .collect()
 }

@@ -108,8 +108,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let sockjs_client = config.sockjs_client.clone();
     match &sockjs_client {
         Some(path) => log::info!(
-            "serving sockjs-client from {} at /sockjs-client/sockjs.min.js",
-            path.display()
+            "serving sockjs-client from {} at {}",
+            path.display(),
+            crate::config::LOCAL_SOCKJS_URL
         ),
         None => {
             if let Some(s) = config.services.first() {

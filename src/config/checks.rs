@@ -14,8 +14,8 @@ use crate::cli::Cli;
 /// service (its endpoints, and its security: CURVE, the address allowlist,
 /// authentication) have no service to apply to. Dropping them would leave
 /// sockets bound or services open where the operator meant otherwise, so
-/// each is an error that names the file's key instead. (`--connect-info` and the limits are defaults for
-/// every file service, and stay allowed.)
+/// each is an error that names the file's key instead. (`--connect-info`
+/// and the limits are defaults for every file service, and stay allowed.)
 pub(super) fn no_service_flags(cli: &Cli) -> Result<(), ConfigError> {
     let who = &cli.who;
     let given = [
@@ -43,17 +43,11 @@ pub(super) fn no_service_flags(cli: &Cli) -> Result<(), ConfigError> {
             "auth_timeout_ms",
             who.auth_timeout_ms.is_some(),
         ),
+        // Every other --auth-jwt-* flag requires this one (clap checks).
         (
             "--auth-jwt-*",
             "[service.auth_jwt]",
-            who.auth_jwt_key.is_some()
-                || who.auth_jwt_algorithm.is_some()
-                || who.auth_jwt_audience.is_some()
-                || who.auth_jwt_issuer.is_some()
-                || who.auth_jwt_query_param.is_some()
-                || who.auth_jwt_header.is_some()
-                || who.auth_jwt_cookie.is_some()
-                || !who.auth_jwt_claims.is_empty(),
+            who.auth_jwt_key.is_some(),
         ),
     ];
     let (flags, keys): (Vec<_>, Vec<_>) = given

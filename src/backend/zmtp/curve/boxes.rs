@@ -101,8 +101,14 @@ pub(crate) struct PrefixBox {
 }
 
 impl PrefixBox {
-    /// Boxes from `secret` to `public` (or back) with nonces `prefix ‖ tail`.
-    pub fn new(public: &PublicKey, secret: &SecretKey, prefix: &[u8; 16]) -> PrefixBox {
+    /// Boxes from `secret` to `public` (or back), one with nonces
+    /// `prefixes[0] ‖ tail`, one with `prefixes[1] ‖ tail`: a connection's
+    /// two directions, from one key agreement.
+    pub fn pair(
+        public: &PublicKey,
+        secret: &SecretKey,
+        prefixes: [&[u8; 16]; 2],
+    ) -> [PrefixBox; 2] {
         // X25519, then HSalsa20 with a zero input: NaCl's crypto_box_beforenm,
         // which is what SalsaBox::new keeps.
         let shared =
@@ -111,12 +117,14 @@ impl PrefixBox {
             GenericArray::from_slice(shared.as_bytes()),
             &GenericArray::default(),
         ));
-        // XSalsa20's own first step for nonces that begin with `prefix`.
-        let subkey = Zeroizing::new(hsalsa::<U10>(&key, GenericArray::from_slice(prefix)));
-        PrefixBox {
-            secretbox: SecretBox::new(&subkey),
-            prefix: *prefix,
-        }
+        prefixes.map(|prefix| {
+            // XSalsa20's own first step for nonces that begin with `prefix`.
+            let subkey = Zeroizing::new(hsalsa::<U10>(&key, GenericArray::from_slice(prefix)));
+            PrefixBox {
+                secretbox: SecretBox::new(&subkey),
+                prefix: *prefix,
+            }
+        })
     }
 
     /// The whole nonce of the box whose nonce ends in `tail`.

@@ -56,9 +56,10 @@ impl Session {
     /// transient `public` key: `next` is the counter after READY's, `peer`
     /// the client's INITIATE counter.
     pub(super) fn server(public: &PublicKey, secret: &SecretKey, next: u64, peer: u64) -> Session {
+        let [ours, theirs] = PrefixBox::pair(public, secret, [FROM_SERVER, FROM_CLIENT]);
         Session {
-            ours: PrefixBox::new(public, secret, FROM_SERVER),
-            theirs: PrefixBox::new(public, secret, FROM_CLIENT),
+            ours,
+            theirs,
             next,
             peer,
         }
@@ -67,9 +68,10 @@ impl Session {
     /// The client's side (see [`super::client`]): `next` is the counter
     /// after INITIATE's, `peer` the server's READY counter.
     pub(super) fn client(public: &PublicKey, secret: &SecretKey, next: u64, peer: u64) -> Session {
+        let [ours, theirs] = PrefixBox::pair(public, secret, [FROM_CLIENT, FROM_SERVER]);
         Session {
-            ours: PrefixBox::new(public, secret, FROM_CLIENT),
-            theirs: PrefixBox::new(public, secret, FROM_SERVER),
+            ours,
+            theirs,
             next,
             peer,
         }

@@ -298,10 +298,10 @@ fn a_prefix_box_seals_and_opens_exactly_what_salsa_box_does_for_its_prefix() {
             SecretKey::generate(&mut OsRng),
         );
         let reference = SalsaBox::new(&b.public_key(), &a);
-        let ours = PrefixBox::new(&b.public_key(), &a, b"CurveZMQMESSAGES");
+        let prefixes = [b"CurveZMQMESSAGES", b"CurveZMQMESSAGEC"];
+        let [ours, other_prefix] = PrefixBox::pair(&b.public_key(), &a, prefixes);
         // The other side of the same pair derives the same key.
-        let theirs = PrefixBox::new(&a.public_key(), &b, b"CurveZMQMESSAGES");
-        let other_prefix = PrefixBox::new(&b.public_key(), &a, b"CurveZMQMESSAGEC");
+        let [theirs, _] = PrefixBox::pair(&a.public_key(), &b, prefixes);
         for (tail, len) in [
             (0u64, 0usize),
             (1, 1),
